@@ -1,0 +1,201 @@
+"""``simulate(config)``: Config → Plan → engine → images and statistics.
+
+The CLI is a thin client of this module: everything it prints or writes comes from
+the :class:`Result` returned here, so a script gets exactly what the command gets.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+import numpy as np
+
+from . import noise as noise_mod
+from . import rng, stats
+from .config import Config, Shape
+from .engines import params as P
+from .engines import registry
+from .plan import R_E_SQR, Plan, make_plan
+from .vec import unitize
+
+
+@dataclass
+class Result:
+    plan: Plan
+    engine: str
+    float_image: np.ndarray                  # (spixels, fpixels) float32
+    stats: stats.ImageStats
+    intfile_scale: float
+    int_image: np.ndarray
+    pgm_scale: Optional[float] = None
+    pgm_image: Optional[np.ndarray] = None
+    noise_image: Optional[np.ndarray] = None
+    photons: Optional[float] = None
+    overloads: Optional[int] = None
+    omega_sum: float = 0.0
+    log: List[str] = field(default_factory=list)   # lines as the reference prints them
+
+
+_SHAPES = {Shape.SQUARE: P.SHAPE_SQUARE, Shape.ROUND: P.SHAPE_ROUND,
+           Shape.GAUSS: P.SHAPE_GAUSS, Shape.TOPHAT: P.SHAPE_TOPHAT}
+
+
+def pack_plan(plan: Plan):
+    """The flat arrays both engines take (see nbsim.engines.params)."""
+    cfg = plan.config
+    g = plan.geom
+    h_min, h_max, k_min, k_max, l_min, l_max = plan.hkl_bounds
+    ints = dict(
+        FPIXELS=plan.fpixels, SPIXELS=plan.spixels, ROI_XMIN=plan.roi[0], ROI_XMAX=plan.roi[1],
+        ROI_YMIN=plan.roi[2], ROI_YMAX=plan.roi[3], OVERSAMPLE=plan.oversample,
+        THICKSTEPS=plan.thicksteps, HAS_MASK=plan.mask is not None, CURVED=cfg.detector.curved,
+        POINT_PIXEL=cfg.detector.point_pixel, OS_THICK=cfg.sampling.oversample_thick,
+        OS_POLAR=cfg.sampling.oversample_polar, OS_OMEGA=cfg.sampling.oversample_omega,
+        NOPOLAR=cfg.beam.nopolar, SHAPE=_SHAPES[cfg.crystal.shape],
+        INTERPOLATE=plan.interpolate, HKLS=plan.hkls, H_MIN=h_min, H_MAX=h_max, K_MIN=k_min,
+        K_MAX=k_max, L_MIN=l_min, L_MAX=l_max, H_RANGE=h_max - h_min + 1,
+        K_RANGE=k_max - k_min + 1, L_RANGE=l_max - l_min + 1, FIRST_PIXEL=P.NO_PIXEL,
+        TRIG_PIXEL=P.NO_PIXEL, TRIG_ORD=0, PROBE=0)
+    reals = dict(
+        PIXEL_SIZE=plan.pixel_size, SUBPIXEL_SIZE=plan.subpixel_size, THICKSTEP=plan.thickstep,
+        THICK=plan.thick, MU=plan.mu, DISTANCE=g.distance, CLOSE_DISTANCE=g.close_distance,
+        POLARIZATION=cfg.beam.polarization, DMIN=cfg.detector.dmin, NA=plan.Na, NB=plan.Nb,
+        NC=plan.Nc, FUDGE=cfg.crystal.fudge, DEFAULT_F=cfg.crystal.default_F,
+        WATER_SIZE=cfg.crystal.water_size, I_BG=plan.I_bg, R_E_SQR=R_E_SQR,
+        FLUENCE=plan.fluence, STEPS=float(plan.steps))
+    ip, dp = P.pack(ints, reals)
+    lat = plan.lattice
+    vecs = np.array([g.fdet, g.sdet, g.odet, g.pix0, g.beam, plan.polar_axis,
+                     lat.a_star, lat.b_star, lat.c_star], dtype=np.float64)
+    mask = plan.mask if plan.mask is not None else np.zeros((1, 1), dtype=np.uint16)
+    return ip, dp, vecs, mask
+
+
+def first_phi_pixel(plan: Plan, ip, dp, vecs, mask):
+    """Index of the first pixel, in the reference's order, that runs a φ loop.
+
+    Without -dmin that is the first pixel inside the ROI and the mask; with -dmin a
+    pixel runs no φ loop if every sub-pixel/source combination is culled.
+    """
+    xmin, xmax, ymin, ymax = plan.roi
+    dmin = plan.config.detector.dmin
+    for s in range(plan.spixels):
+        if s < ymin or s > ymax:
+            continue
+        for f in range(plan.fpixels):
+            if f < xmin or f > xmax:
+                continue
+            if plan.mask is not None and plan.mask[s, f] == 0:
+                continue
+            if not dmin > 0.0 or _pixel_passes_dmin(plan, s, f, vecs, dmin):
+                return s * plan.fpixels + f
+    return P.NO_PIXEL
+
+
+def _pixel_passes_dmin(plan, s, f, vecs, dmin):
+    fdet, sdet, odet, pix0, beam = (tuple(v) for v in vecs[:5])
+    os_ = plan.oversample
+    sub = plan.subpixel_size
+    distance = plan.geom.distance
+    from .vec import rotate_axis
+    for t in range(plan.thicksteps):
+        Odet = t * plan.thickstep
+        for sS in range(os_):
+            for sF in range(os_):
+                Fdet = sub * (f * os_ + sF) + sub / 2.0
+                Sdet = sub * (s * os_ + sS) + sub / 2.0
+                pos = tuple(Fdet * fdet[i] + Sdet * sdet[i] + Odet * odet[i] + pix0[i]
+                            for i in range(3))
+                if plan.config.detector.curved:
+                    v = tuple(distance * beam[i] for i in range(3))
+                    nv = rotate_axis(v, sdet, pos[1] / distance)
+                    pos = rotate_axis(nv, fdet, pos[2] / distance)
+                d, _ = unitize(pos)
+                for src in plan.sources:
+                    lam = src[3]
+                    sc = [(d[i] + src[i]) / lam for i in range(3)]
+                    stol = 0.5 * math.sqrt(sc[0] * sc[0] + sc[1] * sc[1] + sc[2] * sc[2])
+                    if not (stol > 0.0 and dmin > 0.5 / stol):
+                        return True
+    return False
+
+
+def render(plan: Plan, engine="auto", threads=None, warn=None):
+    """Run the pixel loop; returns (float image, omega sum, interpolation messages, engine)."""
+    name = registry.resolve(engine, warn=warn)
+    ip, dp, vecs, mask = pack_plan(plan)
+    out = np.zeros((plan.spixels, plan.fpixels), dtype=np.float32)
+    omega_rows = np.zeros(plan.spixels, dtype=np.float64)
+    probe_i = np.full((plan.spixels, 2), -1, dtype=np.int64)
+    probe_d = np.zeros((plan.spixels, 6), dtype=np.float64)
+    lat = np.ascontiguousarray(plan.lattice_table)
+    lat_first = np.ascontiguousarray(plan.first_lattice_table)
+    Fhkl = np.ascontiguousarray(plan.Fhkl)
+    sources = np.ascontiguousarray(plan.sources)
+    messages = []
+    if plan.config.sampling.c_parity and not np.array_equal(lat, lat_first):
+        ip[P.I_FIRST_PIXEL] = first_phi_pixel(plan, ip, dp, vecs, mask)
+    if plan.interpolate:
+        ip[P.I_PROBE] = 1
+        registry.run(name, threads, ip, dp, vecs, sources, lat, lat_first, Fhkl, mask, out,
+                     omega_rows, probe_i, probe_d)
+        ip[P.I_PROBE] = 0
+        rows = np.nonzero(probe_i[:, 0] >= 0)[0]
+        if len(rows):
+            r = rows[0]
+            ip[P.I_TRIG_PIXEL] = r * plan.fpixels + probe_i[r, 0]
+            ip[P.I_TRIG_ORD] = probe_i[r, 1]
+            h, k, l, h0, k0, l0 = probe_d[r]
+            messages.append("WARNING: out of range for three point interpolation: "
+                            "h,k,l,h0,k0,l0: %g,%g,%g,%d,%d,%d " % (h, k, l, h0, k0, l0))
+            messages.append("WARNING: further warnings will not be printed! ")
+        out[:] = 0.0
+        omega_rows[:] = 0.0
+    registry.run(name, threads, ip, dp, vecs, sources, lat, lat_first, Fhkl, mask, out,
+                 omega_rows, probe_i, probe_d)
+    omega_sum = 0.0
+    for v in omega_rows:
+        omega_sum += v
+    return out, omega_sum, messages, name
+
+
+def simulate(config: Config, engine="auto", threads=None, plan: Optional[Plan] = None,
+             warn=None) -> Result:
+    """Render ``config`` and derive every output the reference produces, in memory."""
+    plan = plan or make_plan(config)
+    log = list(plan.log)
+    img, omega_sum, messages, name = render(plan, engine=engine, threads=threads, warn=warn)
+    cfg = plan.config
+    # the reference ends its pixel loop's output with a newline
+    if messages:
+        log.extend(messages)
+    else:
+        log.append("")
+    log.append("solid angle subtended by detector = %g steradian ( %g%% sphere)"
+               % (omega_sum / plan.steps, 100 * omega_sum / plan.steps / 4 / math.pi))
+    st = stats.image_stats(img, plan.roi, plan.mask, plan.subpixel_size, plan.oversample)
+    scale = cfg.output.intfile_scale
+    if scale <= 0.0:
+        scale = 1.0
+        if st.max_I > 0.0:
+            scale = 55000.0 / st.max_I
+    int_img = stats.int_image(img, plan.roi, scale, cfg.noise.adc_offset)
+    res = Result(plan=plan, engine=name, float_image=img, stats=st, intfile_scale=scale,
+                 int_image=int_img, omega_sum=omega_sum, log=log)
+    if cfg.output.write_pgm:
+        pscale = cfg.output.pgm_scale
+        if pscale <= 0.0:
+            pscale = scale
+            if st.rmsd > 0.0:
+                pscale = 250.0 / (5.0 * st.rmsd)
+        res.pgm_scale = pscale
+        res.pgm_image = stats.pgm_image(img, plan.roi, pscale)
+    if cfg.noise.calculate_noise:
+        idum = rng.new_seed(cfg.noise.seed)
+        # the generator continues from the state the mosaic draws left; copy it so
+        # the same Plan renders the same noise every time
+        state = rng.RandomState(*(a.copy() for a in plan.rng_state))
+        res.noise_image, res.photons, res.overloads = noise_mod.noise_image(
+            img, roi=plan.roi, adc_offset=cfg.noise.adc_offset, idum=idum, state=state)
+    return res

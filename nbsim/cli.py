@@ -1,0 +1,288 @@
+"""The drop-in ``nanoBragg`` command: flags → Config → simulate → files.
+
+No physics here. Reference flags are applied by :mod:`nbsim.flags` exactly as
+nanoBragg.c applies them; nbsim-only flags are handled first:
+
+  -engine numba|c|auto   which engine renders (default auto, or $NBSIM_ENGINE)
+  -threads N             threads for the engine (default: all cores)
+  -c_parity              reproduce the reference's φ=0 carry-over defect
+  -fast                  fast mode (see README; accuracy stated there)
+  -tifffile FILE         also write the float image as a float32 TIFF
+  -version               print the nbsim version
+  -h, -help, --help      list every flag
+"""
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+
+from . import __version__
+from .config import Config, flat_defaults
+from .errors import NbsimError
+
+NBSIM_FLAGS = {"-engine": 1, "-threads": 1, "-c_parity": 0, "-fast": 0, "-tifffile": 1,
+               "-version": 0, "--version": 0, "-h": 0, "-help": 0, "--help": 0}
+NOT_IMPLEMENTED = {
+    "printout": "-printout: not implemented yet in nbsim",
+    "printout_pixel": "-printout_pixel: not implemented yet in nbsim",
+}
+
+
+def _warn(msg):
+    print("nbsim: warning: %s" % msg, file=sys.stderr)
+
+
+def usage_text():
+    from .flags import usage_lines
+    lines = ["usage: nanoBragg -cell a b c al be ga | -mat FILE  -hkl FILE | -default_F F  [options]",
+             "nbsim %s: a drop-in, bit-identical successor to nanoBragg.c." % __version__,
+             "Lengths in mm unless stated; angles in degrees. Flags:"]
+    for names, args, doc in usage_lines():
+        lines.append("  %-44s %s" % ((names + " " + args).strip(), doc))
+    lines += [
+        "nbsim-only flags:",
+        "  -engine numba|c|auto                         engine (default auto; env NBSIM_ENGINE)",
+        "  -threads <int>                               engine threads (default: all cores)",
+        "  -c_parity                                    reproduce nanoBragg.c's phi=0 carry-over",
+        "  -fast                                        fast mode (not bit-identical; see README)",
+        "  -tifffile <file>                             also write the float image as TIFF",
+        "  -version                                     print the version",
+        "defaults: -lambda 1 -distance 100 -detsize 102.4 -pixel 0.1 -N 1 -adc 40",
+        "  -fluence 1.26e29 -beamsize 0.1 -exposure 1 -mosaic_seed 12345678 -seed <time>",
+        "  outputs floatimage.bin intimage.img image.pgm noiseimage.img (and Fdump.bin with -hkl)",
+    ]
+    return "\n".join(lines)
+
+
+def _ingest_header(v, path, is_mask):
+    """Detector settings from an SMV header, applied before the flags (as the reference)."""
+    from .io.smv import read_smv
+    frame = read_smv(path)
+    if frame.byte_order_mismatch:
+        _warn("%s: BYTE_ORDER differs from this machine; pixels are read unswapped, as "
+              "nanoBragg.c does" % path)
+    rtd = 180.0 * (1.0 / math.pi)
+    v["fpixels"], v["spixels"] = frame.width, frame.height
+    x = frame.value_of("PIXEL_SIZE")
+    if not math.isnan(x):
+        v["pixel_size"] = x / 1000.0
+    v["detsize_f"] = v["pixel_size"] * frame.width
+    v["detsize_s"] = v["pixel_size"] * frame.height
+    for key, field, scale in (("DISTANCE", "distance", 1000.0),
+                              ("CLOSE_DISTANCE", "close_distance", 1000.0),
+                              ("WAVELENGTH", "lambda0", 1e10)):
+        x = frame.value_of(key)
+        if not math.isnan(x):
+            v[field] = x / scale
+    x = frame.value_of("BEAM_CENTER_X")
+    if not math.isnan(x):
+        v["xbeam"] = x / 1000.0
+    x = frame.value_of("BEAM_CENTER_Y")
+    if not math.isnan(x):
+        # a mask's Y centre is read from the other edge, an image's is not
+        v["ybeam"] = (v["detsize_s"] - x / 1000.0) if is_mask else x / 1000.0
+    for key, field in (("ORGX", "orgx"), ("ORGY", "orgy")):
+        x = frame.value_of(key)
+        if not math.isnan(x):
+            v[field] = x
+    x = frame.value_of("PHI")
+    if not math.isnan(x):
+        v["phi0"] = x / rtd
+    x = frame.value_of("OSC_RANGE")
+    if not math.isnan(x):
+        v["osc"] = x / rtd
+    if is_mask:
+        v["mask"] = frame.data
+        v["mask_file"] = path
+
+
+def config_from_args(args, warn=_warn):
+    """(Config, nbsim options dict) from argv without the program name."""
+    from .config import Convention  # noqa: F401
+    from .flags import apply_reference_rules
+
+    opts = {"engine": None, "threads": None, "c_parity": False, "fast": False,
+            "tifffile": None, "version": False, "help": False}
+    i = 0
+    while i < len(args):
+        w = args[i]
+        if w in NBSIM_FLAGS:
+            n = NBSIM_FLAGS[w]
+            if i + n >= len(args) + (0 if n else 1) and n:
+                raise NbsimError("%s: missing value" % w)
+            if w == "-engine":
+                opts["engine"] = args[i + 1]
+            elif w == "-threads":
+                try:
+                    opts["threads"] = int(args[i + 1])
+                except ValueError:
+                    raise NbsimError("-threads: expected an integer, got '%s'" % args[i + 1])
+                if opts["threads"] <= 0:
+                    raise NbsimError("-threads: must be positive")
+            elif w == "-c_parity":
+                opts["c_parity"] = True
+            elif w == "-fast":
+                opts["fast"] = True
+            elif w == "-tifffile":
+                opts["tifffile"] = args[i + 1]
+            elif w in ("-version", "--version"):
+                opts["version"] = True
+            else:
+                opts["help"] = True
+            i += 1 + n
+            continue
+        i += 1
+    if opts["help"] or opts["version"]:
+        return None, opts
+
+    v = flat_defaults()
+    seed = -int(time.time())
+    v["seed"] = seed
+    v["misset_seed"] = seed      # the reference takes the time seed here, not -seed
+    v.update(user_cell=False, misset_mode=None, printout=False, printout_pixel=None)
+
+    # -mask and -img are read first, mask before image, whatever their order
+    img = mask = None
+    for j, w in enumerate(args):
+        if w.startswith("-") and j + 1 < len(args):
+            if "-img" in w:
+                img = args[j + 1]
+            if "-mask" in w:
+                mask = args[j + 1]
+    if mask is not None:
+        _ingest_header(v, mask, True)
+    if img is not None:
+        _ingest_header(v, img, False)
+
+    apply_reference_rules(v, args, NBSIM_FLAGS, warn)
+
+    for key in ("printout", "printout_pixel"):
+        if v.pop(key):
+            raise NbsimError(NOT_IMPLEMENTED[key])
+    if opts["fast"]:
+        raise NbsimError("-fast: not implemented yet in nbsim")
+    if v.pop("user_cell"):
+        v["cell"] = tuple(v.pop("_cell_raw", [0.0] * 6))
+    else:
+        v.pop("_cell_raw", None)
+    mode = v.pop("misset_mode")
+    if mode == "random":
+        v["misset_random"] = True
+        v["misset"] = None
+    elif mode is None:
+        v["misset"] = None
+    v["c_parity"] = opts["c_parity"]
+    v["tifffile"] = opts["tifffile"]
+    if v["mask"] is not None:
+        m = v["mask"]
+        from .geometry import detector_size
+        probe = Config.from_flat(dict(v))
+        fp, sp, _, _ = detector_size(probe)
+        if m.shape != (sp, fp):
+            raise NbsimError("-mask: %s is %dx%d pixels but the detector is %dx%d"
+                             % (v["mask_file"], m.shape[1], m.shape[0], fp, sp))
+    return Config.from_flat(v), opts
+
+
+def _check_paths(cfg):
+    for flag, path in (("-hkl", cfg.crystal.hkl_file), ("-mat", cfg.crystal.mat_file),
+                       ("-sourcefile", cfg.beam.source_file), ("-stol", cfg.crystal.stol_file)):
+        if path is not None and not os.path.isfile(path):
+            raise NbsimError("%s: cannot read '%s' (no such file)" % (flag, path))
+
+
+def run(args, out=sys.stdout, warn=_warn):
+    """Run the command; returns the exit status. Errors raise NbsimError."""
+    from . import api
+    from .io import hkl as hkl_io
+    from .plan import MissingInputs, make_plan
+
+    cfg, opts = config_from_args(args, warn)
+    if opts["help"]:
+        print(usage_text(), file=out)
+        return 0
+    if opts["version"]:
+        print("nbsim %s" % __version__, file=out)
+        return 0
+    _check_paths(cfg)
+    try:
+        plan = make_plan(cfg)
+    except MissingInputs as exc:
+        if exc.printed:
+            print(exc.printed, file=out, end="")
+        print(usage_text(), file=out)
+        print("nanoBragg: %s" % exc, file=sys.stderr)
+        return 9
+    for w in plan.extra.get("warnings", []):
+        warn(w)
+    if cfg.crystal.hkl_file is not None and plan.hkl_table is not None:
+        hkl_io.write_fdump(cfg.crystal.dump_file, plan.hkl_table)
+    res = api.simulate(cfg, engine=opts["engine"], threads=opts["threads"], plan=plan, warn=warn)
+    for line in res.log:
+        print(line, file=out)
+    print("engine: %s" % res.engine, file=sys.stderr)
+    write_outputs(res, out)
+    return 0
+
+
+def _smv_header(res, noise):
+    from .flags import RTD
+    from .io.smv import NATIVE_BYTE_ORDER, format_smv_header
+    p = res.plan
+    g = p.geom
+    ps = p.pixel_size
+    denzo_off = (+0.0 if noise else -0.0) * ps
+    return format_smv_header(
+        fpixels=p.fpixels, spixels=p.spixels, pixel_size_mm=ps * 1000.0,
+        distance_mm=g.distance * 1000.0, wavelength_A=p.lambda0 * 1e10,
+        beam_center_x_mm=g.xbeam * 1000.0, beam_center_y_mm=g.ybeam * 1000,
+        adxv_x_mm=g.fbeam * 1000.0, adxv_y_mm=(g.detsize_s - g.sbeam) * 1000,
+        mosflm_x_mm=(g.sbeam - 0.5 * ps) * 1000.0, mosflm_y_mm=(g.fbeam - 0.5 * ps) * 1000,
+        denzo_x_mm=(g.sbeam + denzo_off) * 1000.0, denzo_y_mm=(g.fbeam + denzo_off) * 1000,
+        dials_origin=g.dials_origin, xds_orgx=g.orgx, xds_orgy=g.orgy,
+        close_distance_mm=g.close_distance * 1000.0, phi_deg=p.phi0 * RTD,
+        osc_start_deg=p.phi0 * RTD, osc_range_deg=p.osc * RTD,
+        twotheta_deg=g.twotheta * RTD, byte_order=NATIVE_BYTE_ORDER)
+
+
+def write_outputs(res, out=sys.stdout):
+    from .io import pgm, raw, smv
+    cfg = res.plan.config
+    o = cfg.output
+    p = res.plan
+    npix = p.fpixels * p.spixels
+    print("writing %s as %d 4-byte floats" % (o.floatfile, npix), file=out)
+    raw.write_float_image(o.floatfile, res.float_image)
+    for line in res.stats.lines():
+        print(line, file=out)
+    print("intfile_scale = %g" % res.intfile_scale, file=out)
+    print("writing %s as 2-byte integers" % o.intfile, file=out)
+    smv.write_smv(o.intfile, _smv_header(res, False), res.int_image)
+    if res.pgm_image is not None:
+        print("pgm_scale = %g" % res.pgm_scale, file=out)
+        print("writing %s as 1-byte integers" % o.pgmfile, file=out)
+        pgm.write_pgm(o.pgmfile, res.pgm_image, p.fpixels, p.spixels, res.pgm_scale)
+    if o.tifffile:
+        from .io import tiff
+        print("writing %s as a float32 TIFF" % o.tifffile, file=out)
+        tiff.write_float_tiff(o.tifffile, res.float_image)
+    if res.noise_image is not None:
+        print("%.0f photons on noise image (%d overloads)" % (res.photons, res.overloads),
+              file=out)
+        print("writing %s as 2-byte integers" % o.noisefile, file=out)
+        smv.write_smv(o.noisefile, _smv_header(res, True), res.noise_image)
+
+
+def main(argv=None):
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return run(args)
+    except NbsimError as exc:
+        sys.stdout.flush()
+        print("nanoBragg: error: %s" % exc, file=sys.stderr)
+        return exc.exit_code if exc.exit_code else 2
+    except KeyboardInterrupt:
+        print("nanoBragg: interrupted", file=sys.stderr)
+        return 130

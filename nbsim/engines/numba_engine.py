@@ -1,0 +1,16 @@
+"""Runs the Numba kernel with a given thread count."""
+import numba
+
+from . import numba_kernel
+
+
+def render(threads, ip, dp, vecs, sources, lat, lat_first, Fhkl, mask, out, omega_rows,
+           probe_i, probe_d):
+    previous = numba.get_num_threads()
+    if threads:
+        numba.set_num_threads(min(int(threads), numba.config.NUMBA_NUM_THREADS))
+    try:
+        numba_kernel.render(ip, dp, vecs, sources, lat, lat_first, Fhkl, mask, out, omega_rows,
+                            probe_i, probe_d)
+    finally:
+        numba.set_num_threads(previous)

@@ -1,0 +1,385 @@
+"""The Numba engine: nanoBragg's pixel loop, one slow row per parallel task.
+
+Loop order and floating-point operation order are the reference's:
+pixel → sensor layer → sub-pixel (slow, fast) → source → φ step → mosaic domain.
+Each pixel is computed from the Plan alone, so the image does not depend on how
+many threads run. The two places where the reference carries state from one pixel
+to the next are resolved before the loop, in the reference's sequential order:
+
+* ``first_pixel``: with -c_parity, the one pixel whose first φ loop sees the
+  unrotated cell (the reference's very first loop); every other loop sees the
+  carry-over table.
+* ``trig_pixel``/``trig_ord``: the evaluation at which the reference's tricubic
+  interpolation first ran out of range and switched itself off for the rest of
+  the run (found by a probe pass of this same kernel).
+
+Parameters travel as packed arrays (see ``nbsim.engines.params``) so that the Numba
+and C engines share one flat signature.
+"""
+import math
+
+import numpy as np
+
+from .._jit import njit, prange
+from . import params as P
+
+
+@njit(inline="always")
+def _sincg(x, n):
+    if x == 0.0:
+        return n
+    return math.sin(x * n) / math.sin(x)
+
+
+@njit(inline="always")
+def _sinc3(x):
+    if x == 0.0:
+        return 1.0
+    return 3.0 * (math.sin(x) / x - math.cos(x)) / (x * x)
+
+
+@njit(inline="always")
+def _polint(xa0, xa1, xa2, xa3, y0, y1, y2, y3, x):
+    x0 = (x - xa1) * (x - xa2) * (x - xa3) * y0 / ((xa0 - xa1) * (xa0 - xa2) * (xa0 - xa3))
+    x1 = (x - xa0) * (x - xa2) * (x - xa3) * y1 / ((xa1 - xa0) * (xa1 - xa2) * (xa1 - xa3))
+    x2 = (x - xa0) * (x - xa1) * (x - xa3) * y2 / ((xa2 - xa0) * (xa2 - xa1) * (xa2 - xa3))
+    x3 = (x - xa0) * (x - xa1) * (x - xa2) * y3 / ((xa3 - xa0) * (xa3 - xa1) * (xa3 - xa2))
+    return x0 + x1 + x2 + x3
+
+
+@njit
+def _tricubic(Fhkl, h_min, k_min, l_min, h, k, l):
+    """Lagrange interpolation over the 4x4x4 neighbourhood (l, then k, then h)."""
+    hf = math.floor(h)
+    kf = math.floor(k)
+    lf = math.floor(l)
+    h0 = int(hf)
+    k0 = int(kf)
+    l0 = int(lf)
+    ha0, ha1, ha2, ha3 = float(h0 - 1), float(h0), float(h0 + 1), float(h0 + 2)
+    ka0, ka1, ka2, ka3 = float(k0 - 1), float(k0), float(k0 + 1), float(k0 + 2)
+    la0, la1, la2, la3 = float(l0 - 1), float(l0), float(l0 + 1), float(l0 + 2)
+    yh = np.empty(4)
+    yk = np.empty(4)
+    for i1 in range(4):
+        hi = h0 - 1 + i1 - h_min
+        for i2 in range(4):
+            ki = k0 - 1 + i2 - k_min
+            li = l0 - 1 - l_min
+            yk[i2] = _polint(la0, la1, la2, la3, Fhkl[hi, ki, li], Fhkl[hi, ki, li + 1],
+                             Fhkl[hi, ki, li + 2], Fhkl[hi, ki, li + 3], l)
+        yh[i1] = _polint(ka0, ka1, ka2, ka3, yk[0], yk[1], yk[2], yk[3], k)
+    return _polint(ha0, ha1, ha2, ha3, yh[0], yh[1], yh[2], yh[3], h)
+
+
+@njit
+def _render_row(spixel, ip, dp, vecs, sources, lat, lat_first, Fhkl, mask, out, omega_rows,
+                probe_i, probe_d):
+    fpixels = ip[P.I_FPIXELS]
+    roi_xmin = ip[P.I_ROI_XMIN]
+    roi_xmax = ip[P.I_ROI_XMAX]
+    roi_ymin = ip[P.I_ROI_YMIN]
+    roi_ymax = ip[P.I_ROI_YMAX]
+    oversample = ip[P.I_OVERSAMPLE]
+    thicksteps = ip[P.I_THICKSTEPS]
+    has_mask = ip[P.I_HAS_MASK]
+    curved = ip[P.I_CURVED]
+    point_pixel = ip[P.I_POINT_PIXEL]
+    os_thick = ip[P.I_OS_THICK]
+    os_polar = ip[P.I_OS_POLAR]
+    os_omega = ip[P.I_OS_OMEGA]
+    nopolar = ip[P.I_NOPOLAR]
+    shape = ip[P.I_SHAPE]
+    interpolate = ip[P.I_INTERPOLATE]
+    hkls = ip[P.I_HKLS]
+    h_min = ip[P.I_H_MIN]
+    h_max = ip[P.I_H_MAX]
+    k_min = ip[P.I_K_MIN]
+    k_max = ip[P.I_K_MAX]
+    l_min = ip[P.I_L_MIN]
+    l_max = ip[P.I_L_MAX]
+    h_range = ip[P.I_H_RANGE]
+    k_range = ip[P.I_K_RANGE]
+    l_range = ip[P.I_L_RANGE]
+    first_pixel = ip[P.I_FIRST_PIXEL]
+    trig_pixel = ip[P.I_TRIG_PIXEL]
+    trig_ord = ip[P.I_TRIG_ORD]
+    probe = ip[P.I_PROBE]
+    nsources = sources.shape[0]
+    phisteps = lat.shape[0]
+    domains = lat.shape[1]
+
+    pixel_size = dp[P.D_PIXEL_SIZE]
+    subpixel_size = dp[P.D_SUBPIXEL_SIZE]
+    thickstep = dp[P.D_THICKSTEP]
+    detector_thick = dp[P.D_THICK]
+    mu = dp[P.D_MU]
+    distance = dp[P.D_DISTANCE]
+    close_distance = dp[P.D_CLOSE_DISTANCE]
+    kahn = dp[P.D_POLARIZATION]
+    dmin = dp[P.D_DMIN]
+    Na = dp[P.D_NA]
+    Nb = dp[P.D_NB]
+    Nc = dp[P.D_NC]
+    fudge = dp[P.D_FUDGE]
+    default_F = dp[P.D_DEFAULT_F]
+    water_size = dp[P.D_WATER_SIZE]
+    I_bg = dp[P.D_I_BG]
+    r_e_sqr = dp[P.D_R_E_SQR]
+    fluence = dp[P.D_FLUENCE]
+    steps = dp[P.D_STEPS]
+
+    f0, f1, f2 = vecs[0, 0], vecs[0, 1], vecs[0, 2]
+    s0, s1, s2 = vecs[1, 0], vecs[1, 1], vecs[1, 2]
+    o0, o1, o2 = vecs[2, 0], vecs[2, 1], vecs[2, 2]
+    p0, p1, p2 = vecs[3, 0], vecs[3, 1], vecs[3, 2]
+    bm0, bm1, bm2 = vecs[4, 0], vecs[4, 1], vecs[4, 2]
+    ax0, ax1, ax2 = vecs[5, 0], vecs[5, 1], vecs[5, 2]
+    as0, as1, as2 = vecs[6, 0], vecs[6, 1], vecs[6, 2]
+    bs0, bs1, bs2 = vecs[7, 0], vecs[7, 1], vecs[7, 2]
+    cs0, cs1, cs2 = vecs[8, 0], vecs[8, 1], vecs[8, 2]
+
+    omega_row = 0.0
+    for fpixel in range(fpixels):
+        if fpixel < roi_xmin or fpixel > roi_xmax or spixel < roi_ymin or spixel > roi_ymax:
+            continue
+        imgidx = spixel * fpixels + fpixel
+        if has_mask != 0:
+            if mask[spixel, fpixel] == 0:
+                continue
+        I = I_bg
+        polar = 0.0
+        if nopolar != 0:
+            polar = 1.0
+        omega_pixel = 0.0
+        capture_fraction = 0.0
+        use_first = imgidx == first_pixel
+        ordinal = 0
+        if imgidx < trig_pixel:
+            interp_until = -1          # interpolate throughout this pixel
+        elif imgidx == trig_pixel:
+            interp_until = trig_ord    # interpolate up to this evaluation
+        else:
+            interp_until = 0           # nearest neighbour throughout
+        for thick_tic in range(thicksteps):
+            Odet = thick_tic * thickstep
+            capture_fraction = 0.0
+            if detector_thick == 0.0:
+                capture_fraction = 1.0
+            for subS in range(oversample):
+                for subF in range(oversample):
+                    Fdet = subpixel_size * (fpixel * oversample + subF) + subpixel_size / 2.0
+                    Sdet = subpixel_size * (spixel * oversample + subS) + subpixel_size / 2.0
+                    px = Fdet * f0 + Sdet * s0 + Odet * o0 + p0
+                    py = Fdet * f1 + Sdet * s1 + Odet * o1 + p1
+                    pz = Fdet * f2 + Sdet * s2 + Odet * o2 + p2
+                    if curved != 0:
+                        # pixel coordinates become angles about the detector axes
+                        vx = distance * bm0
+                        vy = distance * bm1
+                        vz = distance * bm2
+                        phi = py / distance
+                        sp = math.sin(phi)
+                        cp = math.cos(phi)
+                        dd = (s0 * vx + s1 * vy + s2 * vz) * (1.0 - cp)
+                        nx = s0 * dd + vx * cp + (-s2 * vy + s1 * vz) * sp
+                        ny = s1 * dd + vy * cp + (+s2 * vx - s0 * vz) * sp
+                        nz = s2 * dd + vz * cp + (-s1 * vx + s0 * vy) * sp
+                        phi = pz / distance
+                        sp = math.sin(phi)
+                        cp = math.cos(phi)
+                        dd = (f0 * nx + f1 * ny + f2 * nz) * (1.0 - cp)
+                        px = f0 * dd + nx * cp + (-f2 * ny + f1 * nz) * sp
+                        py = f1 * dd + ny * cp + (+f2 * nx - f0 * nz) * sp
+                        pz = f2 * dd + nz * cp + (-f1 * nx + f0 * ny) * sp
+                    airpath = math.sqrt(px * px + py * py + pz * pz)
+                    dx = px
+                    dy = py
+                    dz = pz
+                    if airpath != 0.0:
+                        dx = px / airpath
+                        dy = py / airpath
+                        dz = pz / airpath
+                    else:
+                        dx = 0.0
+                        dy = 0.0
+                        dz = 0.0
+                    if omega_pixel == 0.0 or os_omega != 0:
+                        omega_pixel = pixel_size * pixel_size / airpath / airpath * close_distance / airpath
+                        if point_pixel != 0:
+                            omega_pixel = 1.0 / airpath / airpath
+                    omega_row += omega_pixel
+                    if capture_fraction == 0.0 or os_thick != 0:
+                        parallax = dx * o0 + dy * o1 + dz * o2
+                        capture_fraction = (math.exp(-thick_tic * thickstep * mu / parallax)
+                                            - math.exp(-(thick_tic + 1) * thickstep * mu / parallax))
+                    for source in range(nsources):
+                        ix = -sources[source, 0]
+                        iy = -sources[source, 1]
+                        iz = -sources[source, 2]
+                        lam = sources[source, 3]
+                        scx = (dx - ix) / lam
+                        scy = (dy - iy) / lam
+                        scz = (dz - iz) / lam
+                        stol = 0.5 * math.sqrt(scx * scx + scy * scy + scz * scz)
+                        if dmin > 0.0 and stol > 0.0:
+                            if dmin > 0.5 / stol:
+                                continue
+                        if polar == 0.0 or os_polar != 0:
+                            # Kahn polarization; like the reference, re-normalise the
+                            # incident and diffracted directions in place first
+                            mag = math.sqrt(ix * ix + iy * iy + iz * iz)
+                            if mag != 0.0:
+                                ix = ix / mag
+                                iy = iy / mag
+                                iz = iz / mag
+                            mag = math.sqrt(dx * dx + dy * dy + dz * dz)
+                            if mag != 0.0:
+                                dx = dx / mag
+                                dy = dy / mag
+                                dz = dz / mag
+                            cos2theta = ix * dx + iy * dy + iz * dz
+                            cos2theta_sqr = cos2theta * cos2theta
+                            sin2theta_sqr = 1 - cos2theta_sqr
+                            psi = 0.0
+                            if kahn != 0.0:
+                                bx = ax1 * iz - ax2 * iy
+                                by = ax2 * ix - ax0 * iz
+                                bz = ax0 * iy - ax1 * ix
+                                mag = math.sqrt(bx * bx + by * by + bz * bz)
+                                if mag != 0.0:
+                                    bx = bx / mag
+                                    by = by / mag
+                                    bz = bz / mag
+                                else:
+                                    bx = 0.0
+                                    by = 0.0
+                                    bz = 0.0
+                                ex = iy * bz - iz * by
+                                ey = iz * bx - ix * bz
+                                ez = ix * by - iy * bx
+                                mag = math.sqrt(ex * ex + ey * ey + ez * ez)
+                                if mag != 0.0:
+                                    ex = ex / mag
+                                    ey = ey / mag
+                                    ez = ez / mag
+                                else:
+                                    ex = 0.0
+                                    ey = 0.0
+                                    ez = 0.0
+                                e_out = dx * ex + dy * ey + dz * ez
+                                b_out = dx * bx + dy * by + dz * bz
+                                psi = -math.atan2(b_out, e_out)
+                            polar = 0.5 * (1.0 + cos2theta_sqr - kahn * math.cos(2 * psi) * sin2theta_sqr)
+                        for phi_tic in range(phisteps):
+                            for mos in range(domains):
+                                if use_first:
+                                    ax = lat_first[phi_tic, mos, 0]
+                                    ay = lat_first[phi_tic, mos, 1]
+                                    az = lat_first[phi_tic, mos, 2]
+                                    bx_ = lat_first[phi_tic, mos, 3]
+                                    by_ = lat_first[phi_tic, mos, 4]
+                                    bz_ = lat_first[phi_tic, mos, 5]
+                                    cx = lat_first[phi_tic, mos, 6]
+                                    cy = lat_first[phi_tic, mos, 7]
+                                    cz = lat_first[phi_tic, mos, 8]
+                                else:
+                                    ax = lat[phi_tic, mos, 0]
+                                    ay = lat[phi_tic, mos, 1]
+                                    az = lat[phi_tic, mos, 2]
+                                    bx_ = lat[phi_tic, mos, 3]
+                                    by_ = lat[phi_tic, mos, 4]
+                                    bz_ = lat[phi_tic, mos, 5]
+                                    cx = lat[phi_tic, mos, 6]
+                                    cy = lat[phi_tic, mos, 7]
+                                    cz = lat[phi_tic, mos, 8]
+                                h = ax * scx + ay * scy + az * scz
+                                k = bx_ * scx + by_ * scy + bz_ * scz
+                                l = cx * scx + cy * scy + cz * scz
+                                h0 = int(math.ceil(h - 0.5))
+                                k0 = int(math.ceil(k - 0.5))
+                                l0 = int(math.ceil(l - 0.5))
+                                F_latt = 1.0
+                                rad_star_sqr = 0.0
+                                if shape == P.SHAPE_SQUARE:
+                                    if Na > 1:
+                                        F_latt *= _sincg(math.pi * h, Na)
+                                    if Nb > 1:
+                                        F_latt *= _sincg(math.pi * k, Nb)
+                                    if Nc > 1:
+                                        F_latt *= _sincg(math.pi * l, Nc)
+                                else:
+                                    # the reference uses the unrotated reciprocal cell here
+                                    dhx = (h - h0) * as0 + (k - k0) * bs0 + (l - l0) * cs0
+                                    dhy = (h - h0) * as1 + (k - k0) * bs1 + (l - l0) * cs1
+                                    dhz = (h - h0) * as2 + (k - k0) * bs2 + (l - l0) * cs2
+                                    rad_star_sqr = (dhx * dhx + dhy * dhy + dhz * dhz) * Na * Na * Nb * Nb * Nc * Nc
+                                if shape == P.SHAPE_ROUND:
+                                    hrad_sqr = (h - h0) * (h - h0) * Na * Na + (k - k0) * (k - k0) * Nb * Nb + (l - l0) * (l - l0) * Nc * Nc
+                                    F_latt = Na * Nb * Nc * 0.723601254558268 * _sinc3(math.pi * math.sqrt(hrad_sqr * fudge))
+                                if shape == P.SHAPE_GAUSS:
+                                    F_latt = Na * Nb * Nc * math.exp(-(rad_star_sqr / 0.63 * fudge))
+                                if shape == P.SHAPE_TOPHAT:
+                                    inside = 0.0
+                                    if rad_star_sqr * fudge < 0.3969:
+                                        inside = 1.0
+                                    F_latt = Na * Nb * Nc * inside
+                                if F_latt == 0.0 and water_size == 0.0:
+                                    continue
+                                do_interp = False
+                                if interpolate != 0:
+                                    do_interp = interp_until < 0 or ordinal < interp_until
+                                    if do_interp and probe != 0:
+                                        if ((h - h_min + 3) > h_range or (h - 2 < h_min)
+                                                or (k - k_min + 3) > k_range or (k - 2 < k_min)
+                                                or (l - l_min + 3) > l_range or (l - 2 < l_min)):
+                                            probe_i[spixel, 0] = fpixel
+                                            probe_i[spixel, 1] = ordinal
+                                            probe_d[spixel, 0] = h
+                                            probe_d[spixel, 1] = k
+                                            probe_d[spixel, 2] = l
+                                            probe_d[spixel, 3] = h0
+                                            probe_d[spixel, 4] = k0
+                                            probe_d[spixel, 5] = l0
+                                            return 0.0
+                                    ordinal += 1
+                                if probe != 0:
+                                    continue
+                                if do_interp:
+                                    F_cell = _tricubic(Fhkl, h_min, k_min, l_min, h, k, l)
+                                elif (hkls != 0 and h0 <= h_max and h0 >= h_min and k0 <= k_max
+                                        and k0 >= k_min and l0 <= l_max and l0 >= l_min):
+                                    F_cell = Fhkl[h0 - h_min, k0 - k_min, l0 - l_min]
+                                else:
+                                    F_cell = default_F
+                                I += F_cell * F_cell * F_latt * F_latt
+                                if os_thick != 0:
+                                    I *= capture_fraction
+                                if os_polar != 0:
+                                    I *= polar
+                                if os_omega != 0:
+                                    I *= omega_pixel
+                        # after the first complete φ loop the carry-over table applies
+                        use_first = False
+        if probe != 0:
+            continue
+        test = r_e_sqr * fluence * I / steps
+        if os_thick == 0:
+            test *= capture_fraction
+        if os_polar == 0:
+            test *= polar
+        if os_omega == 0:
+            test *= omega_pixel
+        # float image += double, rounded back to float as C does
+        out[spixel, fpixel] = np.float32(np.float64(out[spixel, fpixel]) + test)
+    omega_rows[spixel] = omega_row
+    return omega_row
+
+
+@njit(parallel=True)
+def render(ip, dp, vecs, sources, lat, lat_first, Fhkl, mask, out, omega_rows, probe_i, probe_d):
+    """Fill ``out`` (spixels, fpixels) float32; one row per task, any thread count."""
+    spixels = ip[P.I_SPIXELS]
+    for spixel in prange(spixels):
+        _render_row(spixel, ip, dp, vecs, sources, lat, lat_first, Fhkl, mask, out, omega_rows,
+                    probe_i, probe_d)

@@ -1,0 +1,72 @@
+"""Engine names, availability and the fallback order numba → c.
+
+``resolve(name)`` turns "auto", "numba" or "c" (or ``NBSIM_ENGINE``) into an engine
+that can run here: auto prefers Numba and falls back to the C extension with a
+one-line warning; naming an unavailable engine is an error. ``active()`` tells which
+engine ran last, for scripts and tests.
+"""
+from __future__ import annotations
+
+import os
+
+from ..errors import NbsimError
+
+ENGINES = ("numba", "c")
+_active = None
+
+
+def _numba_status():
+    from .._jit import HAVE_NUMBA, NUMBA_IMPORT_ERROR
+    return HAVE_NUMBA, NUMBA_IMPORT_ERROR
+
+
+def _c_status():
+    try:
+        from . import c_engine
+    except ImportError as exc:
+        return False, str(exc)
+    return c_engine.available()
+
+
+def available():
+    """{name: (ok, reason)} for every engine."""
+    return {"numba": _numba_status(), "c": _c_status()}
+
+
+def resolve(name=None, warn=None):
+    name = (name or os.environ.get("NBSIM_ENGINE") or "auto").strip().lower()
+    if name not in ENGINES + ("auto",):
+        raise NbsimError("-engine: unknown engine '%s' (choose numba, c or auto)" % name)
+    if name != "auto":
+        ok, why = available()[name]
+        if not ok:
+            raise NbsimError("-engine %s: not available here (%s)" % (name, why))
+        return name
+    ok, why = _numba_status()
+    if ok:
+        return "numba"
+    c_ok, c_why = _c_status()
+    if c_ok:
+        if warn is not None:
+            warn("Numba is not available (%s); using the C engine" % why)
+        return "c"
+    raise NbsimError("no engine available: numba (%s), c (%s)" % (why, c_why))
+
+
+def run(name, threads, *arrays):
+    """Run engine ``name`` on the packed arrays (see nbsim.engines.params)."""
+    global _active
+    if name == "numba":
+        from . import numba_engine
+        numba_engine.render(threads, *arrays)
+    elif name == "c":
+        from . import c_engine
+        c_engine.render(threads, *arrays)
+    else:  # pragma: no cover - resolve() guards this
+        raise NbsimError("unknown engine %s" % name)
+    _active = name
+
+
+def active():
+    """Name of the engine that rendered last in this process, or None."""
+    return _active

@@ -1,0 +1,396 @@
+"""Everything nanoBragg.c computes before its pixel loop, as flat arrays and scalars.
+
+``make_plan(config)`` performs the reference's setup in the reference's order (the
+printed setup lines come out in that order too) and returns a :class:`Plan` that the
+engines consume. A Plan holds no file names and does no I/O after it is built, so
+one Plan can render many frames; the expensive parts (structure factors, lattice
+tables) are plain numpy arrays.
+
+Unlike the reference, the Plan computes once what the reference recomputes per
+pixel but depends only on (φ step, mosaic domain): the rotated lattice vectors. The
+same function on the same inputs gives the same bits, so parity is kept.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+import numpy as np
+
+from . import crystal as crystal_mod
+from . import geometry, rng, sampling
+from .config import Config, Shape
+from .errors import NbsimError
+from .flags import RTD
+from .sources import build_sources
+from .vec import rotate_axis, rotate_umat, unitize
+
+R_E_SQR = 7.94079248018965e-30   # Thomson cross section, m^2
+AVOGADRO = 6.02214179e23
+WATER_F = 2.57
+WATER_MW = 18.0
+
+BANNER = "nanoBragg nanocrystal diffraction simulator - James Holton and Ken Frankel 5-17-17"
+
+
+class MissingInputs(NbsimError):
+    """No structure factors or no cell: the reference prints usage and exits 9."""
+
+    def __init__(self, message, printed=""):
+        super().__init__(message, exit_code=9)
+        self.printed = printed
+
+
+@dataclass
+class Plan:
+    config: Config
+    log: List[str]
+    geom: geometry.DetectorGeometry
+    # detector
+    fpixels: int
+    spixels: int
+    roi: tuple
+    mask: Optional[np.ndarray]
+    pixel_size: float
+    subpixel_size: float
+    oversample: int
+    thicksteps: int
+    thickstep: float
+    thick: float
+    mu: float
+    # beam
+    lambda0: float
+    sources: np.ndarray          # (n, 4): unit x, y, z pointing at the source, lambda
+    source_weights: np.ndarray
+    divsteps: int
+    polar_axis: tuple
+    # crystal
+    lattice: crystal_mod.Lattice
+    Na: float
+    Nb: float
+    Nc: float
+    a0: tuple
+    b0: tuple
+    c0: tuple
+    phi0: float
+    osc: float
+    phistep: float
+    phisteps: int
+    mosaic_spread: float
+    mosaic_umats: np.ndarray     # (domains, 9)
+    lattice_table: np.ndarray    # (phisteps, domains, 9): a, b, c per (φ, domain), metres
+    first_lattice_table: np.ndarray  # same, for the reference's first φ loop (c_parity)
+    Fhkl: np.ndarray
+    hkl_bounds: tuple            # h_min, h_max, k_min, k_max, l_min, l_max
+    hkls: int
+    interpolate: int
+    fluence: float
+    I_bg: float
+    steps: int
+    rng_state: object
+    hkl_table: object = None
+    extra: dict = field(default_factory=dict)
+
+
+def _phi_table(a0, b0, c0, spindle, phi0, phistep, phisteps, c_parity):
+    """Rotated (a, b, c) per φ step; with ``c_parity`` the reference's carry-over.
+
+    Returns (table, first_table). In c_parity mode a step whose angle is exactly 0
+    keeps whatever the previous rotation left: the previous step of the same loop,
+    or (for leading zero steps) the last non-zero step of the previous loop, or the
+    unrotated cell in the very first loop the reference runs.
+    """
+    rot = []
+    for tic in range(phisteps):
+        phi = phi0 + phistep * tic
+        rot.append((phi, (rotate_axis(a0, spindle, phi), rotate_axis(b0, spindle, phi),
+                          rotate_axis(c0, spindle, phi))))
+    if not c_parity:
+        table = [v for _, v in rot]
+        return table, table
+    nonzero = [v for phi, v in rot if phi != 0.0]
+    carried = nonzero[-1] if nonzero else (a0, b0, c0)
+    table, first = [], []
+    last, last_first = carried, (a0, b0, c0)
+    for phi, v in rot:
+        if phi != 0.0:
+            last = last_first = v
+        table.append(last)
+        first.append(last_first)
+    return table, first
+
+
+def _apply_mosaic(table, umats, spread):
+    out = np.empty((len(table), len(umats), 9))
+    for t, (ap, bp, cp) in enumerate(table):
+        for m, u in enumerate(umats):
+            if spread > 0.0:
+                vecs = (rotate_umat(ap, u), rotate_umat(bp, u), rotate_umat(cp, u))
+            else:
+                vecs = (ap, bp, cp)
+            out[t, m] = np.array(vecs).ravel()
+    return out
+
+
+def make_plan(cfg: Config, printed_header=None) -> Plan:
+    log: List[str] = []
+    emit = log.append
+    warnings: List[str] = []
+    d, b, cr, s = cfg.detector, cfg.beam, cfg.crystal, cfg.sampling
+    sampling.check_counts(cfg)
+    if not (d.pixel_size > 0.0) or not math.isfinite(d.pixel_size):
+        raise NbsimError("-pixel: pixel size must be positive (got %g mm)" % (d.pixel_size * 1000))
+    if not (b.lambda0 > 0.0) or not math.isfinite(b.lambda0):
+        raise NbsimError("-lambda: wavelength must be positive (got %g A)" % (b.lambda0 * 1e10))
+    if d.fpixels < 0 or d.spixels < 0:
+        raise NbsimError("-detpixels: detector size must be positive")
+    fpixels, spixels, _, _ = geometry.detector_size(cfg)
+    if fpixels <= 0 or spixels <= 0:
+        raise NbsimError("-detsize: detector must be at least one pixel (got %dx%d)" % (fpixels, spixels))
+
+    # sample size, fluence
+    sample_y, sample_z = cr.sample_y, cr.sample_z
+    fluence = b.fluence
+    beamsize = b.beamsize
+    if b.flux != 0.0 and b.exposure > 0.0 and beamsize >= 0:
+        fluence = b.flux * b.exposure / beamsize / beamsize
+    if beamsize >= 0:
+        if beamsize < sample_y:
+            emit("WARNING: clipping sample (%g m high) with beam (%g m)" % (sample_y, beamsize))
+            sample_y = beamsize
+        if beamsize < sample_z:
+            emit("WARNING: clipping sample (%g m wide) with beam (%g m)" % (sample_z, beamsize))
+            sample_z = beamsize
+
+    geom = geometry.place_detector(cfg, emit, warnings.append)
+    emit(BANNER)
+
+    have_dump = cr.hkl_file is None and os.path.exists(cr.dump_file)
+    if cr.hkl_file is None and not have_dump and cr.default_F == 0.0:
+        emit("ERROR: no hkl file and no dump file to read.")
+    if (cr.hkl_file is None and not have_dump and cr.default_F == 0.0) or \
+            (cr.mat_file is None and (cr.cell is None or cr.cell[0] == 0.0)):
+        what = "no cell (-cell or -mat)" if (cr.mat_file is None and (cr.cell is None or cr.cell[0] == 0.0)) \
+            else "no structure factors (-hkl, -default_F or %s)" % cr.dump_file
+        raise MissingInputs(what, printed="\n".join(log))
+
+    # sampling decisions
+    osc, phistep, phisteps = sampling.phi_steps(cr.osc, cr.phistep, cr.phisteps)
+    hdivrange, hdivstep, hdivsteps = sampling.range_steps(b.hdivrange, b.hdivstep, b.hdivsteps)
+    vdivrange, vdivstep, vdivsteps = sampling.range_steps(b.vdivrange, b.vdivstep, b.vdivsteps)
+    dispersion, dispstep, dispsteps = sampling.range_steps(b.dispersion, b.dispstep, b.dispsteps)
+    thick, thickstep, thicksteps = sampling.thick_steps(d.thick, d.thickstep, d.thicksteps)
+    mu = d.mu
+    if thick > 0.0 and mu < 0.0:
+        mu = 1.0 / thick
+        emit("WARNING: setting detector attenuation depth to %g m" % mu)
+    mosaic_spread, mosaic_domains = sampling.mosaic_domains(cr.mosaic_spread, cr.mosaic_domains, emit)
+    hdivrange, hdivstep, hdivsteps = sampling.sane(hdivrange, hdivstep, hdivsteps)
+    vdivrange, vdivstep, vdivsteps = sampling.sane(vdivrange, vdivstep, vdivsteps)
+    dispersion, dispstep, dispsteps = sampling.sane(dispersion, dispstep, dispsteps)
+    thick, thickstep, thicksteps = sampling.sane(thick, thickstep, thicksteps)
+
+    geometry.orient_detector(geom, cfg, emit)
+
+    Na, Nb, Nc = cr.Na, cr.Nb, cr.Nc
+    interpolate = cr.interpolate
+    if interpolate > 1:
+        if Na <= 2 or Nb <= 2 or Nc <= 2:
+            emit("auto-selected tricubic interpolation of structure factors")
+            interpolate = 1
+        else:
+            emit("auto-selected no interpolation")
+            interpolate = 0
+
+    # orientation
+    from .io.mat import read_mat
+    mat = read_mat(cr.mat_file) if cr.mat_file is not None else None
+    state = rng.new_state()
+    misset = cr.misset
+    if cr.misset_random:
+        idum = np.array([cr.misset_seed], dtype=np.int64)
+        misset = rng.random_misset(idum, state)
+        emit("random orientation misset angles: %f %f %f deg"
+             % (misset[0] * RTD, misset[1] * RTD, misset[2] * RTD))
+    lat = crystal_mod.build_lattice(cfg, mat, misset, emit)
+    a = tuple(1e-10 * x for x in lat.a)
+    bb = tuple(1e-10 * x for x in lat.b)
+    c = tuple(1e-10 * x for x in lat.c)
+    a_len, b_len, c_len = (math.sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]) for v in (a, bb, c))
+
+    if cr.sample_x > 0:
+        Na = float(math.ceil(cr.sample_x / a_len))
+    if sample_y > 0:
+        Nb = float(math.ceil(sample_y / b_len))
+    if sample_z > 0:
+        Nc = float(math.ceil(sample_z / c_len))
+    Na, Nb, Nc = (1.0 if n <= 1.0 else n for n in (Na, Nb, Nc))
+    xa, xb, xc = a_len * Na, b_len * Nb, c_len * Nc
+    emit("crystal is %g x %g x %g microns" % (xa * 1e6, xb * 1e6, xc * 1e6))
+    xmax = xa
+    if xmax < xb:
+        xmax = xb
+    if xmax < xc:
+        xmax = xc
+    reciprocal_pixel = b.lambda0 * geom.distance / d.pixel_size
+    recommended = int(math.ceil(3.0 * xmax / reciprocal_pixel))
+    if recommended <= 0:
+        recommended = 1
+    oversample = s.oversample
+    if oversample <= 0:
+        oversample = recommended
+        emit("auto-selected %d-fold oversampling" % oversample)
+    if oversample < recommended:
+        emit("WARNING: maximum dimension of sample is %g A" % (xmax * 1e10))
+        emit("         but reciprocal pixel size is %g A" % (reciprocal_pixel * 1e10))
+        emit("         intensity may vary significantly across a pixel!")
+        emit("         recommend -oversample %d to work around this" % recommended)
+    volume = xa * xb * xc
+    emit("approximate MW = %g" % (volume * 1.2e6 * AVOGADRO / (Na * Nb * Nc)))
+
+    # structure factors
+    from .io import hkl as hkl_io
+    table = None
+    if cr.hkl_file is None:
+        if have_dump:
+            emit("reading Fs from %s" % cr.dump_file)
+            table = hkl_io.read_fdump(cr.dump_file)
+    else:
+        table = hkl_io.read_hkl(cr.hkl_file, cr.default_F)
+        for line in getattr(table, "messages", []):
+            emit(line)
+        # the reference caches what it read for runs without -hkl; the caller writes it
+        emit("writing dump file for next time: %s" % cr.dump_file)
+    if table is not None:
+        Fhkl = np.ascontiguousarray(table.F, dtype=np.float64)
+        bounds = (table.h_min, table.h_max, table.k_min, table.k_max, table.l_min, table.l_max)
+        hkls = table.hkls
+    else:
+        Fhkl = np.zeros((1, 1, 1))
+        bounds = (0, 0, 0, 0, 0, 0)
+        hkls = 0
+    if hkls == 0:
+        interpolate = 0
+
+    if cr.stol_file is not None:
+        from .io.sources import read_source_file
+        emit("reading %s" % cr.stol_file)
+        read_source_file(cr.stol_file)   # validated; the reference never uses the values
+
+    for t in range(thicksteps):
+        emit("thick%d = %g um" % (t, thickstep * t * 1e6))
+    for t in range(phisteps):
+        emit("phi%d = %g" % (t, (cr.phi0 + phistep * t) * RTD))
+
+    samp = _Sweep(hdivrange, hdivstep, hdivsteps, vdivrange, vdivstep, vdivsteps,
+                  dispersion, dispstep, dispsteps)
+    cols = None
+    if b.source_file is not None:
+        from .io.sources import read_source_file
+        cols = read_source_file(b.source_file)
+        if len(cols[0]) == 0:
+            raise NbsimError("-sourcefile: %s has no sources" % b.source_file)
+    sx, sy, sz, si, sl, divsteps = build_sources(cfg, geom, samp, cols, emit)
+    sources = np.ascontiguousarray(np.stack([sx, sy, sz, sl], axis=1))
+
+    idum = np.array([cr.mosaic_seed], dtype=np.int64)
+    umats = rng.mosaic_umats(mosaic_spread, mosaic_domains, idum, state)
+    emit("  created a total of %d mosaic domains" % mosaic_domains)
+
+    if oversample <= 0:
+        oversample = 1
+    steps = len(sl) * mosaic_domains * phisteps * oversample * oversample
+    subpixel_size = d.pixel_size / oversample
+
+    emit("  %d initialized hkls (all others =%g)" % (hkls, cr.default_F))
+    shape_name = {Shape.ROUND: "ellipsoidal", Shape.SQUARE: "parallelpiped",
+                  Shape.GAUSS: "gaussian", Shape.TOPHAT: "tophat-spot"}[cr.shape]
+    emit("  %s xtal: %.0fx%.0fx%.0f cells" % (shape_name, Na, Nb, Nc))
+    emit("  wave=%g meters +/- %g%% in %d steps" % (b.lambda0, dispersion * 100, dispsteps))
+    if b.nopolar:
+        emit("  polarization effect disabled")
+    else:
+        emit("  Kahn polarization factor: %f" % b.polarization)
+    if d.curved:
+        emit("  curved detector: all pixels same distance from origin")
+    if d.point_pixel:
+        emit("  pixel obliquity effect disabled")
+    g = geom
+    emit("  incident fluence: %g photons/m^2" % fluence)
+    emit("  distance=%g detsize=%gx%g  pixel=%g meters (%dx%d pixels)"
+         % (g.distance, g.detsize_f, g.detsize_s, d.pixel_size, g.fpixels, g.spixels))
+    emit("  sensor is %g m thick in %d layers with mu= %g" % (thick, thicksteps, mu))
+    emit("  Xbeam=%g Ybeam=%g" % (g.xbeam, g.ybeam))
+    emit("  Fbeam=%g Sbeam=%g" % (g.fbeam, g.sbeam))
+    emit("  Xclose=%g Yclose=%g" % (g.xclose, g.yclose))
+    emit("  Fclose=%g Sclose=%g" % (g.fclose, g.sclose))
+    emit("  DIRECTION_OF_DETECTOR_X-AXIS= %g %g %g" % g.fdet)
+    emit("  DIRECTION_OF_DETECTOR_Y-AXIS= %g %g %g" % g.sdet)
+    emit("  DIRECTION_OF_DETECTOR_Z-AXIS= %g %g %g" % g.odet)
+    emit("  INCIDENT_BEAM_DIRECTION= %g %g %g" % g.beam)
+    emit("  spindle ROTATION_AXIS= %g %g %g" % g.spindle)
+    from .vec import cross
+    emit("  POLARIZATION_PLANE_NORMAL= %g %g %g" % cross(g.beam, g.polar))
+    emit("  dials origin= %g %g %g" % g.dials_origin)
+    emit("  roi: %d < x < %d && %d < y < %d" % g.roi)
+    emit("  hdivrange=%g hdivstep=%g  radians" % (hdivrange, hdivstep))
+    emit("  vdivrange=%g vdivstep=%g  radians" % (vdivrange, vdivstep))
+    emit("  %d divergence steps" % divsteps)
+    emit("  %d sources" % len(sl))
+    emit("  %d mosaic domains over mosaic spread of %g degrees" % (mosaic_domains, mosaic_spread * RTD))
+    emit("  %d phi steps from %g to %g degrees" % (phisteps, cr.phi0 * RTD, (cr.phi0 + osc) * RTD))
+    emit("  %dx%d pixel oversample steps%s%s%s" % (
+        oversample, oversample, " +thick" if s.oversample_thick else "",
+        " +polar" if s.oversample_polar else "", " +omega" if s.oversample_omega else ""))
+    if d.mask is not None:
+        emit("  skipping zero-flagged pixels in %s" % d.mask_file)
+    if cfg.noise.calculate_noise:
+        emit("")
+        emit("  noise image paramters:")
+        emit("  seed: %d" % cfg.noise.seed)
+        emit("  water droplet size: %g m" % cr.water_size)
+
+    w = cr.water_size
+    I_bg = WATER_F * WATER_F * R_E_SQR * fluence * w * w * w * 1e6 * AVOGADRO / WATER_MW
+
+    table_rot, first_rot = _phi_table(a, bb, c, geom.spindle, cr.phi0, phistep, phisteps,
+                                      s.c_parity)
+    lattice_table = _apply_mosaic(table_rot, umats, mosaic_spread)
+    first_table = _apply_mosaic(first_rot, umats, mosaic_spread)
+
+    # the reference re-normalises the polarization axis on every use; after one pass
+    # it is a fixed point for any axis we have met, which is what the kernel uses.
+    polar_axis = unitize(geom.polar)[0]
+
+    mask = None
+    if d.mask is not None:
+        mask = np.ascontiguousarray(d.mask, dtype=np.uint16).reshape(spixels, fpixels)
+
+    plan = Plan(
+        config=cfg, log=log, geom=geom, fpixels=geom.fpixels, spixels=geom.spixels,
+        roi=geom.roi, mask=mask, pixel_size=d.pixel_size, subpixel_size=subpixel_size,
+        oversample=oversample, thicksteps=thicksteps, thickstep=thickstep, thick=thick, mu=mu,
+        lambda0=b.lambda0, sources=sources, source_weights=si, divsteps=divsteps,
+        polar_axis=polar_axis, lattice=lat, Na=Na, Nb=Nb, Nc=Nc, a0=a, b0=bb, c0=c,
+        phi0=cr.phi0, osc=osc, phistep=phistep, phisteps=phisteps,
+        mosaic_spread=mosaic_spread, mosaic_umats=umats, lattice_table=lattice_table,
+        first_lattice_table=first_table, Fhkl=Fhkl, hkl_bounds=bounds, hkls=hkls,
+        interpolate=interpolate, fluence=fluence, I_bg=I_bg, steps=steps, rng_state=state,
+        hkl_table=table)
+    plan.extra["warnings"] = warnings
+    return plan
+
+
+@dataclass
+class _Sweep:
+    hdivrange: float
+    hdivstep: float
+    hdivsteps: int
+    vdivrange: float
+    vdivstep: float
+    vdivsteps: int
+    dispersion: float
+    dispstep: float
+    dispsteps: int
