@@ -193,12 +193,13 @@ def _check_paths(cfg):
             raise NbsimError("%s: cannot read '%s' (no such file)" % (flag, path))
 
 
-def run(args, out=sys.stdout, warn=_warn):
+def run(args, out=None, warn=_warn):
     """Run the command; returns the exit status. Errors raise NbsimError."""
     from . import api
     from .io import hkl as hkl_io
     from .plan import MissingInputs, make_plan
 
+    out = out or sys.stdout
     cfg, opts = config_from_args(args, warn)
     if opts["help"]:
         print(usage_text(), file=out)
@@ -247,8 +248,9 @@ def _smv_header(res, noise):
         twotheta_deg=g.twotheta * RTD, byte_order=NATIVE_BYTE_ORDER)
 
 
-def write_outputs(res, out=sys.stdout):
+def write_outputs(res, out=None):
     from .io import pgm, raw, smv
+    out = out or sys.stdout
     cfg = res.plan.config
     o = cfg.output
     p = res.plan

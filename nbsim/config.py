@@ -61,7 +61,7 @@ class BeamConfig:
     beamsize: float = 1e-4
     polarization: float = 0.0        # Kahn factor
     nopolar: bool = False
-    beam_vector: Vec3 = (0.0, 1.0, 0.0)
+    beam_vector: Vec3 = (1.0, 0.0, 0.0)
     polar_vector: Vec3 = (0.0, 0.0, 1.0)
     coherent: bool = False           # accepted, has no effect (as in the reference)
 
@@ -85,9 +85,9 @@ class DetectorConfig:
     orgy: float = NAN
     fdet_vector: Vec3 = (0.0, 0.0, 1.0)
     sdet_vector: Vec3 = (0.0, -1.0, 0.0)
-    odet_vector: Vec3 = (0.0, 1.0, 0.0)
+    odet_vector: Vec3 = (1.0, 0.0, 0.0)
     pix0_vector: Optional[Vec3] = None
-    twotheta_axis: Vec3 = (0.0, 0.0, 1.0)
+    twotheta_axis: Vec3 = (0.0, 1.0, 0.0)
     spindle_vector: Vec3 = (0.0, 0.0, 1.0)
     rotx: float = 0.0
     roty: float = 0.0

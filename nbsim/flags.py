@@ -407,6 +407,9 @@ REFERENCE_RULES: Tuple[Rule, ...] = (
       "binary structure-factor cache file (default Fdump.bin)"),
     R(("-img",), _has("-img"), 1, "s", _nothing, False,
       "take detector parameters from an SMV header"),
+    # read before all other flags (see nbsim.cli); listed here so the word is known
+    R(("-mask",), _has("-mask"), 1, "s", _nothing, False,
+      "SMV image whose zero pixels are skipped (its header also sets the detector)"),
     R(("-stolout",), lambda a: "-stolout" in a and len(a) > 7, 1, "s", _nothing, False,
       "accepted, unused by the reference"),
     R(("-stol",), _has_len("-stol", 5), 1, "s", _stol(1e10), False,
