@@ -1,0 +1,63 @@
+"""nbsim.io.atomic: complete file or no file."""
+import os
+
+import pytest
+
+from nbsim.errors import NbsimError
+from nbsim.io import atomic
+from nbsim.io.atomic import atomic_write_bytes
+
+
+def test_writes_and_replaces(tmp_path):
+    target = tmp_path / "out.bin"
+    atomic_write_bytes(target, b"first")
+    atomic_write_bytes(str(target), bytearray(b"second"))
+    assert target.read_bytes() == b"second"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
+
+
+def test_permissions_like_fopen(tmp_path):
+    old = os.umask(0o022)
+    try:
+        atomic_write_bytes(tmp_path / "a", b"x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a").stat().st_mode & 0o777 == 0o644
+
+
+def test_relative_path_in_current_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    atomic_write_bytes("plain.bin", b"abc")
+    assert (tmp_path / "plain.bin").read_bytes() == b"abc"
+
+
+def test_missing_folder(tmp_path):
+    with pytest.raises(NbsimError, match="nope") as info:
+        atomic_write_bytes(tmp_path / "nope" / "out.bin", b"x")
+    assert "\n" not in str(info.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failure_during_rename_keeps_old_file(tmp_path, monkeypatch):
+    target = tmp_path / "out.bin"
+    target.write_bytes(b"old")
+
+    def broken_replace(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(atomic.os, "replace", broken_replace)
+    with pytest.raises(NbsimError, match="No space left"):
+        atomic_write_bytes(target, b"new content")
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
+
+
+def test_failure_during_write_leaves_nothing(tmp_path):
+    with pytest.raises(TypeError):
+        atomic_write_bytes(tmp_path / "out.bin", object())
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_not_a_file_name(tmp_path):
+    with pytest.raises(NbsimError):
+        atomic_write_bytes(str(tmp_path) + os.sep, b"x")
