@@ -154,10 +154,62 @@ def render(plan: Plan, engine="auto", threads=None, warn=None):
         omega_rows[:] = 0.0
     registry.run(name, threads, ip, dp, vecs, sources, lat, lat_first, Fhkl, mask, out,
                  omega_rows, probe_i, probe_d)
+    _LAST_TRIGGER["pixel"] = int(ip[P.I_TRIG_PIXEL]) if messages else None
     omega_sum = 0.0
     for v in omega_rows:
         omega_sum += v
     return out, omega_sum, messages, name
+
+
+_LAST_TRIGGER = {}
+
+
+def progress_points(plan: Plan):
+    """(pixel index, percentage) for each "N% done" line the reference prints.
+
+    The reference counts only pixels it renders (inside the ROI and the mask) but
+    divides by the ROI's size with both ends inclusive; reproduced in integers.
+    """
+    if not plan.config.output.progress:
+        return []
+    xmin, xmax, ymin, ymax = plan.roi
+    total = (xmax - xmin + 1) * (ymax - ymin + 1)
+    if total // 100 <= 0:
+        return []
+    every, fine = total // 20, total // 100
+    points = []
+    count = 0
+    for s in range(plan.spixels):
+        if s < ymin or s > ymax:
+            continue
+        for f in range(plan.fpixels):
+            if f < xmin or f > xmax:
+                continue
+            if plan.mask is not None and plan.mask[s, f] == 0:
+                continue
+            if count % every == 0 or ((10 * count < total or 10 * count > 9 * total)
+                                      and count % fine == 0):
+                points.append((s * plan.fpixels + f, count * 100 // total))
+            count += 1
+    return points
+
+
+def loop_output(plan: Plan, messages, trig_pixel=None):
+    """The lines the reference prints during its pixel loop, in its order.
+
+    Progress lines come after each pixel; the interpolation warning comes while its
+    pixel is rendered, and its second line has no newline of its own.
+    """
+    text = ""
+    pending = list(messages)
+    for pixel, pct in progress_points(plan):
+        if pending and trig_pixel is not None and pixel >= trig_pixel:
+            text += "\n".join(pending)
+            pending = []
+        text += "%d%% done\n" % pct
+    if pending:
+        text += "\n".join(pending)
+    return (text + "\n").split("\n")[:-1] if text else [""]
 
 
 def simulate(config: Config, engine="auto", threads=None, plan: Optional[Plan] = None,
@@ -167,11 +219,7 @@ def simulate(config: Config, engine="auto", threads=None, plan: Optional[Plan] =
     log = list(plan.log)
     img, omega_sum, messages, name = render(plan, engine=engine, threads=threads, warn=warn)
     cfg = plan.config
-    # the reference ends its pixel loop's output with a newline
-    if messages:
-        log.extend(messages)
-    else:
-        log.append("")
+    log.extend(loop_output(plan, messages, trig_pixel=_LAST_TRIGGER.get("pixel")))
     log.append("solid angle subtended by detector = %g steradian ( %g%% sphere)"
                % (omega_sum / plan.steps, 100 * omega_sum / plan.steps / 4 / math.pi))
     st = stats.image_stats(img, plan.roi, plan.mask, plan.subpixel_size, plan.oversample)

@@ -219,7 +219,10 @@ def run(args, out=None, warn=_warn):
     for w in plan.extra.get("warnings", []):
         warn(w)
     if cfg.crystal.hkl_file is not None and plan.hkl_table is not None:
-        hkl_io.write_fdump(cfg.crystal.dump_file, plan.hkl_table)
+        try:
+            hkl_io.write_fdump(cfg.crystal.dump_file, plan.hkl_table)
+        except NbsimError as exc:   # the reference only warns when it cannot cache
+            warn("could not write the structure-factor cache: %s" % exc)
     res = api.simulate(cfg, engine=opts["engine"], threads=opts["threads"], plan=plan, warn=warn)
     for line in res.log:
         print(line, file=out)

@@ -149,6 +149,8 @@ def make_plan(cfg: Config, printed_header=None) -> Plan:
     fpixels, spixels, _, _ = geometry.detector_size(cfg)
     if fpixels <= 0 or spixels <= 0:
         raise NbsimError("-detsize: detector must be at least one pixel (got %dx%d)" % (fpixels, spixels))
+    _check_vectors(cfg)
+    _check_roi(d.roi, fpixels, spixels)
 
     # sample size, fluence
     sample_y, sample_z = cr.sample_y, cr.sample_z
@@ -275,9 +277,9 @@ def make_plan(cfg: Config, printed_header=None) -> Plan:
         interpolate = 0
 
     if cr.stol_file is not None:
-        from .io.sources import read_source_file
+        from .io.sources import read_columns
         emit("reading %s" % cr.stol_file)
-        read_source_file(cr.stol_file)   # validated; the reference never uses the values
+        read_columns(cr.stol_file, 2, kind="stol file")   # validated; never used by the physics
 
     for t in range(thicksteps):
         emit("thick%d = %g um" % (t, thickstep * t * 1e6))
@@ -381,6 +383,48 @@ def make_plan(cfg: Config, printed_header=None) -> Plan:
         hkl_table=table)
     plan.extra["warnings"] = warnings
     return plan
+
+
+def _check_vectors(cfg):
+    """Zero, non-finite or degenerate axes: errors naming the flag."""
+    import math as _m
+    from .config import Convention
+    d, b = cfg.detector, cfg.beam
+    named = [("-beam_vector", b.beam_vector), ("-polar_vector", b.polar_vector),
+             ("-spindle_axis", d.spindle_vector), ("-twotheta_axis", d.twotheta_axis),
+             ("-fdet_vector", d.fdet_vector), ("-sdet_vector", d.sdet_vector)]
+    if d.pix0_vector is not None:
+        named.append(("-pix0_vector", d.pix0_vector))
+    for flag, v in named:
+        if not all(_m.isfinite(x) for x in v):
+            raise NbsimError("%s: components must be finite numbers (got %g %g %g)" % ((flag,) + tuple(v)))
+    if d.convention != Convention.CUSTOM:
+        return   # the convention supplies the axes
+    for flag, v in named[:-1] if d.pix0_vector is not None else named:
+        if v[0] == 0.0 and v[1] == 0.0 and v[2] == 0.0:
+            raise NbsimError("%s: the zero vector has no direction" % flag)
+    f = unitize(tuple(d.fdet_vector))[0]
+    s_ = unitize(tuple(d.sdet_vector))[0]
+    from .vec import cross, magnitude
+    if magnitude(cross(f, s_)) < 1e-6:
+        raise NbsimError("-fdet_vector/-sdet_vector: the detector axes are parallel "
+                         "(degenerate basis)")
+    if not all(_m.isfinite(x) for x in d.odet_vector):
+        raise NbsimError("-odet_vector: components must be finite numbers")
+
+
+def _check_roi(roi, fpixels, spixels):
+    if tuple(roi) == (-1, -1, -1, -1):
+        return
+    xmin, xmax, ymin, ymax = roi
+    if xmin < 0 or ymin < 0 or xmax < 0 or ymax < 0:
+        raise NbsimError("-roi: pixel bounds must not be negative (got %d %d %d %d)" % tuple(roi))
+    if xmin > xmax or ymin > ymax:
+        raise NbsimError("-roi: inverted bounds (got xmin %d > xmax %d or ymin %d > ymax %d)"
+                         % (xmin, xmax, ymin, ymax))
+    if xmin >= fpixels or ymin >= spixels:
+        raise NbsimError("-roi: %d %d %d %d lies outside the %dx%d detector"
+                         % (xmin, xmax, ymin, ymax, fpixels, spixels))
 
 
 @dataclass
