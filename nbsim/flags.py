@@ -471,6 +471,8 @@ del R
 
 
 def _check_value(flag, word, kind):
+    if kind in "fi" and word.startswith("-") and not _FLOAT_RE.match(word):
+        raise NbsimError("%s: missing value (got the flag %s instead)" % (flag, word))
     if kind == "f" and not _FLOAT_RE.match(word):
         raise NbsimError("%s: expected a number, got '%s'" % (flag, word))
     if kind == "i" and not _INT_RE.match(word):
