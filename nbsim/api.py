@@ -56,7 +56,8 @@ def pack_plan(plan: Plan):
         INTERPOLATE=plan.interpolate, HKLS=plan.hkls, H_MIN=h_min, H_MAX=h_max, K_MIN=k_min,
         K_MAX=k_max, L_MIN=l_min, L_MAX=l_max, H_RANGE=h_max - h_min + 1,
         K_RANGE=k_max - k_min + 1, L_RANGE=l_max - l_min + 1, FIRST_PIXEL=P.NO_PIXEL,
-        TRIG_PIXEL=P.NO_PIXEL, TRIG_ORD=0, PROBE=0)
+        TRIG_PIXEL=P.NO_PIXEL, TRIG_ORD=0, PROBE=0,
+        FAST=cfg.sampling.fast)
     reals = dict(
         PIXEL_SIZE=plan.pixel_size, SUBPIXEL_SIZE=plan.subpixel_size, THICKSTEP=plan.thickstep,
         THICK=plan.thick, MU=plan.mu, DISTANCE=g.distance, CLOSE_DISTANCE=g.close_distance,

@@ -161,8 +161,6 @@ def config_from_args(args, warn=_warn):
     for key in ("printout", "printout_pixel"):
         if v.pop(key):
             raise NbsimError(NOT_IMPLEMENTED[key])
-    if opts["fast"]:
-        raise NbsimError("-fast: not implemented yet in nbsim")
     if v.pop("user_cell"):
         v["cell"] = tuple(v.pop("_cell_raw", [0.0] * 6))
     else:
@@ -174,6 +172,7 @@ def config_from_args(args, warn=_warn):
     elif mode is None:
         v["misset"] = None
     v["c_parity"] = opts["c_parity"]
+    v["fast"] = opts["fast"]
     v["tifffile"] = opts["tifffile"]
     if v["mask"] is not None:
         m = v["mask"]

@@ -17,9 +17,12 @@ import math
 
 import numpy as np
 
+from . import rng as _rng
 from ._jit import njit
-from .rng import (POIS_G, POIS_LASTMEAN, POIS_LOGMEAN, POIS_SQ, new_seed,
-                  new_state, ran1)
+from .rng import POIS_G, POIS_LASTMEAN, POIS_LOGMEAN, POIS_SQ, new_seed, new_state  # noqa: F401
+
+# the generator itself is plain Python in nbsim.rng; compiled here for the pixel loop
+ran1 = njit(_rng.ran1)
 
 # Above this mean the Poisson deviate is taken as a Gaussian one.
 GAUSSIAN_ABOVE = 1.0e6

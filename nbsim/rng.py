@@ -40,8 +40,6 @@ from collections import namedtuple
 
 import numpy as np
 
-from ._jit import njit
-
 # Lehmer / Schrage constants of the minimal-standard generator.
 _MULT = 16807
 _MOD = 2147483647
@@ -95,23 +93,16 @@ def new_seed(value):
     return np.array([int(value)], dtype=np.int64)
 
 
-@njit
-def _lehmer_step(x):
-    # x -> 16807 * x mod (2**31 - 1) without overflow (Schrage); x is in [1, 2**31-2]
-    # whenever this runs, so floor and truncating division agree.
-    hi = x // _SCHRAGE_Q
-    x = _MULT * (x - hi * _SCHRAGE_Q) - _SCHRAGE_R * hi
-    if x < 0:
-        x += _MOD
-    return x
-
-
-@njit
 def ran1(idum, state):
     """One uniform deviate in (0, 1) as ``np.float32``; updates ``idum`` and ``state``.
 
     ``idum`` is the int64[1] seed array. A value ``<= 0`` (or an empty table)
     rebuilds the shared shuffle table from ``-idum`` (0 becomes 1).
+
+    Plain Python so that setup (mosaic domains, random misset) needs no JIT;
+    :mod:`nbsim.noise` compiles this same function with Numba for its pixel loop.
+    Each Lehmer step is x -> 16807 x mod (2**31 - 1) by Schrage's factorisation,
+    written out in place because a compiled caller cannot call a plain helper.
     """
     iy = state.iy
     iv = state.iv
@@ -121,11 +112,21 @@ def ran1(idum, state):
         else:
             idum[0] = -idum[0]
         for j in range(_TABLE + _WARMUP - 1, -1, -1):
-            idum[0] = _lehmer_step(idum[0])
+            x = idum[0]
+            hi = x // _SCHRAGE_Q
+            x = _MULT * (x - hi * _SCHRAGE_Q) - _SCHRAGE_R * hi
+            if x < 0:
+                x += _MOD
+            idum[0] = x
             if j < _TABLE:
                 iv[j] = idum[0]
         iy[0] = iv[0]
-    idum[0] = _lehmer_step(idum[0])
+    x = idum[0]
+    hi = x // _SCHRAGE_Q
+    x = _MULT * (x - hi * _SCHRAGE_Q) - _SCHRAGE_R * hi
+    if x < 0:
+        x += _MOD
+    idum[0] = x
     slot = iy[0] // _BUCKET
     iy[0] = iv[slot]
     iv[slot] = idum[0]

@@ -72,6 +72,72 @@ def _tricubic(Fhkl, h_min, k_min, l_min, h, k, l):
     return _polint(ha0, ha1, ha2, ha3, yh[0], yh[1], yh[2], yh[3], h)
 
 
+@njit(inline="always")
+def _sinpi_small(u):
+    """sin(pi*u) for |u| <= 1/2 by its Taylor series (error below 1e-15)."""
+    x = math.pi * u
+    x2 = x * x
+    p = -1.0 / 1307674368000.0
+    p = p * x2 + 1.0 / 6227020800.0
+    p = p * x2 - 1.0 / 39916800.0
+    p = p * x2 + 1.0 / 362880.0
+    p = p * x2 - 1.0 / 5040.0
+    p = p * x2 + 1.0 / 120.0
+    p = p * x2 - 1.0 / 6.0
+    return x + x * x2 * p
+
+
+@njit(inline="always")
+def _grating_parts(x, n):
+    """sin(pi*n*x) and sin(pi*x) up to a common sign, from small arguments only.
+
+    With x = x0 + d (x0 integer, |d| <= 1/2) and integer n,
+    sin(pi*n*x)/sin(pi*x) = +-sin(pi*n*d)/sin(pi*d); reducing n*d the same way keeps
+    both sines on |argument| <= pi/2, so no libm call or range reduction is needed.
+    Returns (numerator, denominator) with the d = 0 limit (n, 1) built in.
+    """
+    d = x - math.floor(x + 0.5)
+    v = n * d
+    v = v - math.floor(v + 0.5)
+    sd = _sinpi_small(d)
+    sv = _sinpi_small(v)
+    if sd == 0.0:
+        return n, 1.0
+    return sv, sd
+
+
+@njit(fastmath=True)
+def _fast_lattice_sq(tT, sx, sy, sz, Na, Nb, Nc, out):
+    """-fast: squared lattice factor of every (phi, domain) for one scattering vector.
+
+    A plain element-wise loop over the transposed lattice table (one division per
+    element), so LLVM can vectorise it without fast-math. Axes with N <= 1
+    contribute 1, as in the exact path.
+    """
+    for m in range(out.shape[0]):
+        h = tT[0, m] * sx + tT[1, m] * sy + tT[2, m] * sz
+        k = tT[3, m] * sx + tT[4, m] * sy + tT[5, m] * sz
+        l = tT[6, m] * sx + tT[7, m] * sy + tT[8, m] * sz
+        na, da = _grating_parts(h, Na)
+        nb, db = _grating_parts(k, Nb)
+        nc, dc = _grating_parts(l, Nc)
+        if Na <= 1.0:
+            na = 1.0
+            da = 1.0
+        if Nb <= 1.0:
+            nb = 1.0
+            db = 1.0
+        if Nc <= 1.0:
+            nc = 1.0
+            dc = 1.0
+        r = (na * nb * nc) / (da * db * dc)
+        out[m] = r * r
+    total = 0.0
+    for m in range(out.shape[0]):
+        total += out[m]
+    return total
+
+
 @njit
 def _render_row(spixel, ip, dp, vecs, sources, lat, lat_first, Fhkl, mask, out, omega_rows,
                 probe_i, probe_d):
@@ -108,6 +174,18 @@ def _render_row(spixel, ip, dp, vecs, sources, lat, lat_first, Fhkl, mask, out, 
     nsources = sources.shape[0]
     phisteps = lat.shape[0]
     domains = lat.shape[1]
+    M = phisteps * domains
+    tab_main = lat.reshape(M, 9)
+    tab_first = lat_first.reshape(M, 9)
+    fast_sq = ip[P.I_FAST] != 0 and ip[P.I_SHAPE] == P.SHAPE_SQUARE
+    fl2 = np.empty(M if fast_sq else 1)
+    # h, k, l are needed unless -fast renders a square crystal with one F for all hkl
+    need_hkl = not fast_sq or ip[P.I_HKLS] != 0 or ip[P.I_INTERPOLATE] != 0
+    # ... and when nothing multiplies I per term, one sum per source will do
+    fast_sum = (fast_sq and not need_hkl and ip[P.I_OS_THICK] == 0 and ip[P.I_OS_POLAR] == 0
+                and ip[P.I_OS_OMEGA] == 0)
+    tT_main = np.ascontiguousarray(tab_main.T) if fast_sq else np.empty((9, 1))
+    tT_first = np.ascontiguousarray(tab_first.T) if fast_sq else np.empty((9, 1))
 
     pixel_size = dp[P.D_PIXEL_SIZE]
     subpixel_size = dp[P.D_SUBPIXEL_SIZE]
@@ -271,94 +349,114 @@ def _render_row(spixel, ip, dp, vecs, sources, lat, lat_first, Fhkl, mask, out, 
                                 b_out = dx * bx + dy * by + dz * bz
                                 psi = -math.atan2(b_out, e_out)
                             polar = 0.5 * (1.0 + cos2theta_sqr - kahn * math.cos(2 * psi) * sin2theta_sqr)
-                        for phi_tic in range(phisteps):
-                            for mos in range(domains):
-                                if use_first:
-                                    ax = lat_first[phi_tic, mos, 0]
-                                    ay = lat_first[phi_tic, mos, 1]
-                                    az = lat_first[phi_tic, mos, 2]
-                                    bx_ = lat_first[phi_tic, mos, 3]
-                                    by_ = lat_first[phi_tic, mos, 4]
-                                    bz_ = lat_first[phi_tic, mos, 5]
-                                    cx = lat_first[phi_tic, mos, 6]
-                                    cy = lat_first[phi_tic, mos, 7]
-                                    cz = lat_first[phi_tic, mos, 8]
-                                else:
-                                    ax = lat[phi_tic, mos, 0]
-                                    ay = lat[phi_tic, mos, 1]
-                                    az = lat[phi_tic, mos, 2]
-                                    bx_ = lat[phi_tic, mos, 3]
-                                    by_ = lat[phi_tic, mos, 4]
-                                    bz_ = lat[phi_tic, mos, 5]
-                                    cx = lat[phi_tic, mos, 6]
-                                    cy = lat[phi_tic, mos, 7]
-                                    cz = lat[phi_tic, mos, 8]
-                                h = ax * scx + ay * scy + az * scz
-                                k = bx_ * scx + by_ * scy + bz_ * scz
-                                l = cx * scx + cy * scy + cz * scz
-                                h0 = int(math.ceil(h - 0.5))
-                                k0 = int(math.ceil(k - 0.5))
-                                l0 = int(math.ceil(l - 0.5))
-                                F_latt = 1.0
-                                rad_star_sqr = 0.0
-                                if shape == P.SHAPE_SQUARE:
-                                    if Na > 1:
-                                        F_latt *= _sincg(math.pi * h, Na)
-                                    if Nb > 1:
-                                        F_latt *= _sincg(math.pi * k, Nb)
-                                    if Nc > 1:
-                                        F_latt *= _sincg(math.pi * l, Nc)
-                                else:
-                                    # the reference uses the unrotated reciprocal cell here
-                                    dhx = (h - h0) * as0 + (k - k0) * bs0 + (l - l0) * cs0
-                                    dhy = (h - h0) * as1 + (k - k0) * bs1 + (l - l0) * cs1
-                                    dhz = (h - h0) * as2 + (k - k0) * bs2 + (l - l0) * cs2
-                                    rad_star_sqr = (dhx * dhx + dhy * dhy + dhz * dhz) * Na * Na * Nb * Nb * Nc * Nc
-                                if shape == P.SHAPE_ROUND:
-                                    hrad_sqr = (h - h0) * (h - h0) * Na * Na + (k - k0) * (k - k0) * Nb * Nb + (l - l0) * (l - l0) * Nc * Nc
-                                    F_latt = Na * Nb * Nc * 0.723601254558268 * _sinc3(math.pi * math.sqrt(hrad_sqr * fudge))
-                                if shape == P.SHAPE_GAUSS:
-                                    F_latt = Na * Nb * Nc * math.exp(-(rad_star_sqr / 0.63 * fudge))
-                                if shape == P.SHAPE_TOPHAT:
-                                    inside = 0.0
-                                    if rad_star_sqr * fudge < 0.3969:
-                                        inside = 1.0
-                                    F_latt = Na * Nb * Nc * inside
+                        if use_first:
+                            tab = tab_first
+                        else:
+                            tab = tab_main
+                        if fast_sq:
+                            if use_first:
+                                fl2_sum = _fast_lattice_sq(tT_first, scx, scy, scz, Na, Nb, Nc, fl2)
+                            else:
+                                fl2_sum = _fast_lattice_sq(tT_main, scx, scy, scz, Na, Nb, Nc, fl2)
+                            if fast_sum:
+                                I += default_F * default_F * fl2_sum
+                                use_first = False
+                                continue
+                        for m in range(M):
+                            if not need_hkl:
+                                # -fast with a constant F_cell: only the lattice factor varies
+                                F_latt = fl2[m]
                                 if F_latt == 0.0 and water_size == 0.0:
                                     continue
-                                do_interp = False
-                                if interpolate != 0:
-                                    do_interp = interp_until < 0 or ordinal < interp_until
-                                    if do_interp and probe != 0:
-                                        if ((h - h_min + 3) > h_range or (h - 2 < h_min)
-                                                or (k - k_min + 3) > k_range or (k - 2 < k_min)
-                                                or (l - l_min + 3) > l_range or (l - 2 < l_min)):
-                                            probe_i[spixel, 0] = fpixel
-                                            probe_i[spixel, 1] = ordinal
-                                            probe_d[spixel, 0] = h
-                                            probe_d[spixel, 1] = k
-                                            probe_d[spixel, 2] = l
-                                            probe_d[spixel, 3] = h0
-                                            probe_d[spixel, 4] = k0
-                                            probe_d[spixel, 5] = l0
-                                            return 0.0
-                                    ordinal += 1
-                                if probe != 0:
-                                    continue
-                                if do_interp:
-                                    F_cell = _tricubic(Fhkl, h_min, k_min, l_min, h, k, l)
-                                elif (hkls != 0 and h0 <= h_max and h0 >= h_min and k0 <= k_max
-                                        and k0 >= k_min and l0 <= l_max and l0 >= l_min):
-                                    F_cell = Fhkl[h0 - h_min, k0 - k_min, l0 - l_min]
-                                else:
-                                    F_cell = default_F
-                                I += F_cell * F_cell * F_latt * F_latt
+                                I += default_F * default_F * F_latt
                                 if os_thick != 0:
                                     I *= capture_fraction
                                 if os_polar != 0:
                                     I *= polar
                                 if os_omega != 0:
                                     I *= omega_pixel
+                                continue
+                            ax = tab[m, 0]
+                            ay = tab[m, 1]
+                            az = tab[m, 2]
+                            bx_ = tab[m, 3]
+                            by_ = tab[m, 4]
+                            bz_ = tab[m, 5]
+                            cx = tab[m, 6]
+                            cy = tab[m, 7]
+                            cz = tab[m, 8]
+                            h = ax * scx + ay * scy + az * scz
+                            k = bx_ * scx + by_ * scy + bz_ * scz
+                            l = cx * scx + cy * scy + cz * scz
+                            h0 = int(math.ceil(h - 0.5))
+                            k0 = int(math.ceil(k - 0.5))
+                            l0 = int(math.ceil(l - 0.5))
+                            F_latt = 1.0
+                            rad_star_sqr = 0.0
+                            if fast_sq:
+                                # -fast: only F_latt**2 is used below; see _fast_lattice_sq
+                                F_latt = fl2[m]
+                            elif shape == P.SHAPE_SQUARE:
+                                if Na > 1:
+                                    F_latt *= _sincg(math.pi * h, Na)
+                                if Nb > 1:
+                                    F_latt *= _sincg(math.pi * k, Nb)
+                                if Nc > 1:
+                                    F_latt *= _sincg(math.pi * l, Nc)
+                            else:
+                                # the reference uses the unrotated reciprocal cell here
+                                dhx = (h - h0) * as0 + (k - k0) * bs0 + (l - l0) * cs0
+                                dhy = (h - h0) * as1 + (k - k0) * bs1 + (l - l0) * cs1
+                                dhz = (h - h0) * as2 + (k - k0) * bs2 + (l - l0) * cs2
+                                rad_star_sqr = (dhx * dhx + dhy * dhy + dhz * dhz) * Na * Na * Nb * Nb * Nc * Nc
+                            if shape == P.SHAPE_ROUND:
+                                hrad_sqr = (h - h0) * (h - h0) * Na * Na + (k - k0) * (k - k0) * Nb * Nb + (l - l0) * (l - l0) * Nc * Nc
+                                F_latt = Na * Nb * Nc * 0.723601254558268 * _sinc3(math.pi * math.sqrt(hrad_sqr * fudge))
+                            if shape == P.SHAPE_GAUSS:
+                                F_latt = Na * Nb * Nc * math.exp(-(rad_star_sqr / 0.63 * fudge))
+                            if shape == P.SHAPE_TOPHAT:
+                                inside = 0.0
+                                if rad_star_sqr * fudge < 0.3969:
+                                    inside = 1.0
+                                F_latt = Na * Nb * Nc * inside
+                            if F_latt == 0.0 and water_size == 0.0:
+                                continue
+                            do_interp = False
+                            if interpolate != 0:
+                                do_interp = interp_until < 0 or ordinal < interp_until
+                                if do_interp and probe != 0:
+                                    if ((h - h_min + 3) > h_range or (h - 2 < h_min)
+                                            or (k - k_min + 3) > k_range or (k - 2 < k_min)
+                                            or (l - l_min + 3) > l_range or (l - 2 < l_min)):
+                                        probe_i[spixel, 0] = fpixel
+                                        probe_i[spixel, 1] = ordinal
+                                        probe_d[spixel, 0] = h
+                                        probe_d[spixel, 1] = k
+                                        probe_d[spixel, 2] = l
+                                        probe_d[spixel, 3] = h0
+                                        probe_d[spixel, 4] = k0
+                                        probe_d[spixel, 5] = l0
+                                        return 0.0
+                                ordinal += 1
+                            if probe != 0:
+                                continue
+                            if do_interp:
+                                F_cell = _tricubic(Fhkl, h_min, k_min, l_min, h, k, l)
+                            elif (hkls != 0 and h0 <= h_max and h0 >= h_min and k0 <= k_max
+                                    and k0 >= k_min and l0 <= l_max and l0 >= l_min):
+                                F_cell = Fhkl[h0 - h_min, k0 - k_min, l0 - l_min]
+                            else:
+                                F_cell = default_F
+                            if fast_sq:
+                                I += F_cell * F_cell * F_latt   # F_latt holds the square here
+                            else:
+                                I += F_cell * F_cell * F_latt * F_latt
+                            if os_thick != 0:
+                                I *= capture_fraction
+                            if os_polar != 0:
+                                I *= polar
+                            if os_omega != 0:
+                                I *= omega_pixel
                         # after the first complete φ loop the carry-over table applies
                         use_first = False
         if probe != 0:
