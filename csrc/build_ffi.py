@@ -1,0 +1,155 @@
+"""cffi builder of ``nbsim._nbsim_c``, nbsim's C engine and sequential helpers.
+
+``setup.py`` uses it as ``cffi_modules=["csrc/build_ffi.py:ffi"]``; for development,
+``python csrc/build_ffi.py`` compiles the extension and puts it into ``nbsim/`` of
+this source tree.
+
+Compiler flags matter for bit-identical images: no ``-ffast-math``, no
+``-march=native``, and ``-ffp-contract=off`` so that the compiler never fuses a
+multiply and an add (the Numba kernel does not either).  OpenMP is used when the
+compiler supports it (checked by compiling a small test program); otherwise the
+engine is built serial.  ``NBSIM_NO_OPENMP=1`` forces a serial build.
+"""
+import os
+import shutil
+import sys
+import tempfile
+
+from cffi import FFI
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+SOURCES = ("nbsim_kernel.c", "nbsim_aux.c")
+
+CDEF = """
+int nbsim_render(const int64_t *ip, const double *dp, const double *vecs,
+                 const double *sources, int64_t nsources, int64_t source_stride,
+                 const double *lat, const double *lat_first,
+                 int64_t phisteps, int64_t domains,
+                 const double *Fhkl, int64_t fh, int64_t fk, int64_t fl,
+                 const uint16_t *mask, float *out, double *omega_rows,
+                 int64_t *probe_i, double *probe_d, int nthreads);
+void nbsim_layout(int64_t *n_ints, int64_t *n_reals);
+int nbsim_have_openmp(void);
+
+void nbsim_accumulate(const float *img, int64_t spixels, int64_t fpixels,
+                      const int64_t *roi, const uint16_t *mask, int has_mask,
+                      double *max_I, int64_t *max_f, int64_t *max_s,
+                      double *total, double *sumsqr, int64_t *n);
+void nbsim_deviation(const float *img, int64_t spixels, int64_t fpixels,
+                     const int64_t *roi, double avg, double *sumsqr, int64_t *n);
+void nbsim_to_uint16(const float *img, int64_t spixels, int64_t fpixels,
+                     const int64_t *roi, double scale, double offset, uint16_t *out);
+void nbsim_to_uint8(const float *img, int64_t spixels, int64_t fpixels,
+                    const int64_t *roi, double scale, uint8_t *out);
+float nbsim_ran1(int64_t *idum, int64_t *iy, int64_t *iv);
+float nbsim_gammln(float xx);
+float nbsim_gaussdev(int64_t *idum, int64_t *iy, int64_t *iv,
+                     int64_t *gauss_iset, float *gauss_gset);
+float nbsim_poidev(float xm, int64_t *idum, int64_t *iy, int64_t *iv, float *poisson,
+                   int64_t *gauss_iset, float *gauss_gset);
+void nbsim_noise_loop(const float *image, int64_t spixels, int64_t fpixels,
+                      int64_t xmin, int64_t xmax, int64_t ymin, int64_t ymax,
+                      double adc_offset, int64_t *idum, int64_t *iy, int64_t *iv,
+                      float *poisson, int64_t *gauss_iset, float *gauss_gset,
+                      uint16_t *out, double *photons, int64_t *overloads);
+"""
+
+# Flags that keep the arithmetic exactly as written (GCC and Clang spelling).
+PARITY_FLAGS = ["-O3", "-ffp-contract=off", "-fno-fast-math"]
+OPENMP_FLAG = "-fopenmp"
+
+_PROBE = r"""
+#include <omp.h>
+int main(void) { return omp_get_max_threads() > 0 ? 0 : 1; }
+"""
+
+
+def _compiler():
+    import setuptools  # noqa: F401  (provides distutils on Python >= 3.12)
+    from distutils.ccompiler import new_compiler
+    from distutils.sysconfig import customize_compiler
+    cc = new_compiler()
+    customize_compiler(cc)
+    return cc
+
+
+def openmp_available():
+    """True if the C compiler builds and links a small OpenMP program."""
+    if os.environ.get("NBSIM_NO_OPENMP"):
+        return False
+    old = os.getcwd()
+    tmp = tempfile.mkdtemp(prefix="nbsim_omp_")
+    try:
+        cc = _compiler()
+        if getattr(cc, "compiler_type", "unix") == "msvc":
+            return False
+        os.chdir(tmp)
+        with open("omp_probe.c", "w") as fh:
+            fh.write(_PROBE)
+        objs = cc.compile(["omp_probe.c"], extra_postargs=[OPENMP_FLAG])
+        cc.link_executable(objs, "omp_probe", extra_postargs=[OPENMP_FLAG])
+        return True
+    except Exception:  # any compiler or linker failure: build serial
+        return False
+    finally:
+        os.chdir(old)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def compile_flags():
+    """(extra_compile_args, extra_link_args) for this compiler."""
+    try:
+        msvc = getattr(_compiler(), "compiler_type", "unix") == "msvc"
+    except Exception:
+        msvc = False
+    if msvc:  # no OpenMP there; /fp:precise forbids contraction and reassociation
+        return ["/O2", "/fp:precise"], []
+    if openmp_available():
+        return PARITY_FLAGS + [OPENMP_FLAG], [OPENMP_FLAG]
+    return list(PARITY_FLAGS), []
+
+
+def _source_paths(absolute):
+    paths = [os.path.join(HERE, s) for s in SOURCES]
+    if absolute:
+        return paths
+    # setuptools wants paths relative to setup.py's directory, the working directory
+    # when it imports this module
+    return [os.path.relpath(p) for p in paths]
+
+
+def make_ffi(absolute=False):
+    compile_args, link_args = compile_flags()
+    builder = FFI()
+    builder.cdef(CDEF)
+    builder.set_source(
+        "nbsim._nbsim_c",
+        '#include "nbsim_kernel.h"\n#include "nbsim_aux.h"\n',
+        sources=_source_paths(absolute),
+        include_dirs=[HERE],
+        libraries=[] if os.name == "nt" else ["m"],
+        extra_compile_args=compile_args,
+        extra_link_args=link_args,
+    )
+    return builder
+
+
+ffi = make_ffi(absolute=False)
+
+
+def build_in_place(verbose=False):
+    """Compile the extension and copy it into nbsim/; returns its path."""
+    builder = make_ffi(absolute=True)
+    tmp = os.path.join(ROOT, "build", "cffi")
+    os.makedirs(tmp, exist_ok=True)
+    built = builder.compile(tmpdir=tmp, verbose=verbose)
+    dest = os.path.join(ROOT, "nbsim", os.path.basename(built))
+    shutil.copyfile(built, dest + ".tmp")
+    os.replace(dest + ".tmp", dest)   # never leave a half-written module behind
+    return dest
+
+
+if __name__ == "__main__":
+    path = build_in_place(verbose="-v" in sys.argv[1:] or "--verbose" in sys.argv[1:])
+    print("built %s" % os.path.relpath(path))

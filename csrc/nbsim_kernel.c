@@ -1,0 +1,564 @@
+/*
+ * nbsim C engine: the same pixel loop as nbsim/engines/numba_kernel.py, written
+ * so that every floating-point operation happens in the same order and the same
+ * precision as there.  It is the fallback when Numba is not installed, and must
+ * produce an image with exactly the same bits.
+ *
+ * Rules that keep the bits (see also csrc/build_ffi.py):
+ *   - compile without -ffast-math and with -ffp-contract=off (no fused multiply-add);
+ *   - every expression keeps the Python kernel's left-to-right grouping;
+ *   - integer arithmetic stays in int64 and is converted to double exactly where
+ *     the Python kernel mixes an int with a float;
+ *   - the libm functions are the double versions (sin, cos, exp, sqrt, atan2,
+ *     floor, ceil), which are the ones Numba calls as well.
+ *
+ * Parallelism: one OpenMP task per slow row.  A row depends only on the inputs,
+ * never on another row, so any thread count gives the same image.
+ */
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "nbsim_kernel.h"
+
+#ifndef M_PI
+#define M_PI 3.14159265358979323846
+#endif
+
+/* Everything a row needs, unpacked once. */
+typedef struct {
+    int64_t fpixels, spixels;
+    int64_t roi_xmin, roi_xmax, roi_ymin, roi_ymax;
+    int64_t oversample, thicksteps;
+    int64_t has_mask, curved, point_pixel;
+    int64_t os_thick, os_polar, os_omega, nopolar, shape, interpolate, hkls;
+    int64_t h_min, h_max, k_min, k_max, l_min, l_max, h_range, k_range, l_range;
+    int64_t first_pixel, trig_pixel, trig_ord, probe;
+
+    double pixel_size, subpixel_size, thickstep, detector_thick, mu;
+    double distance, close_distance, kahn, dmin, Na, Nb, Nc, fudge;
+    double default_F, water_size, I_bg, r_e_sqr, fluence, steps;
+
+    double f0, f1, f2, s0, s1, s2, o0, o1, o2, p0, p1, p2;
+    double bm0, bm1, bm2, ax0, ax1, ax2;
+    double as0, as1, as2, bs0, bs1, bs2, cs0, cs1, cs2;
+
+    const double *sources;
+    int64_t nsources, source_stride;
+    const double *lat, *lat_first;
+    int64_t phisteps, domains;
+    const double *Fhkl;
+    int64_t fk, fl;
+    const uint16_t *mask;
+    float *out;
+    double *omega_rows;
+    int64_t *probe_i;
+    double *probe_d;
+} kernel_t;
+
+
+/* sin(n x) / sin(x), with its limit n at x == 0. */
+static inline double sincg(double x, double n)
+{
+    if (x == 0.0)
+        return n;
+    return sin(x * n) / sin(x);
+}
+
+/* 3 (sin x / x - cos x) / x^2, with its limit 1 at x == 0. */
+static inline double sinc3(double x)
+{
+    if (x == 0.0)
+        return 1.0;
+    return 3.0 * (sin(x) / x - cos(x)) / (x * x);
+}
+
+/* Four-point Lagrange polynomial through (xa_i, y_i), evaluated at x. */
+static inline double polint(double xa0, double xa1, double xa2, double xa3,
+                            double y0, double y1, double y2, double y3, double x)
+{
+    double x0 = (x - xa1) * (x - xa2) * (x - xa3) * y0 / ((xa0 - xa1) * (xa0 - xa2) * (xa0 - xa3));
+    double x1 = (x - xa0) * (x - xa2) * (x - xa3) * y1 / ((xa1 - xa0) * (xa1 - xa2) * (xa1 - xa3));
+    double x2 = (x - xa0) * (x - xa1) * (x - xa3) * y2 / ((xa2 - xa0) * (xa2 - xa1) * (xa2 - xa3));
+    double x3 = (x - xa0) * (x - xa1) * (x - xa2) * y3 / ((xa3 - xa0) * (xa3 - xa1) * (xa3 - xa2));
+    return x0 + x1 + x2 + x3;
+}
+
+/* Tricubic interpolation of the structure factor over the 4x4x4 cube around
+ * (h, k, l): first along l, then k, then h. */
+static double tricubic(const kernel_t *K, double h, double k, double l)
+{
+    double hf = floor(h);
+    double kf = floor(k);
+    double lf = floor(l);
+    int64_t h0 = (int64_t)hf;
+    int64_t k0 = (int64_t)kf;
+    int64_t l0 = (int64_t)lf;
+    double ha0 = (double)(h0 - 1), ha1 = (double)h0, ha2 = (double)(h0 + 1), ha3 = (double)(h0 + 2);
+    double ka0 = (double)(k0 - 1), ka1 = (double)k0, ka2 = (double)(k0 + 1), ka3 = (double)(k0 + 2);
+    double la0 = (double)(l0 - 1), la1 = (double)l0, la2 = (double)(l0 + 1), la3 = (double)(l0 + 2);
+    double yh[4], yk[4];
+    int i1, i2;
+
+    for (i1 = 0; i1 < 4; i1++) {
+        int64_t hi = h0 - 1 + i1 - K->h_min;
+        for (i2 = 0; i2 < 4; i2++) {
+            int64_t ki = k0 - 1 + i2 - K->k_min;
+            int64_t li = l0 - 1 - K->l_min;
+            const double *F = K->Fhkl + (hi * K->fk + ki) * K->fl + li;
+            yk[i2] = polint(la0, la1, la2, la3, F[0], F[1], F[2], F[3], l);
+        }
+        yh[i1] = polint(ka0, ka1, ka2, ka3, yk[0], yk[1], yk[2], yk[3], k);
+    }
+    return polint(ha0, ha1, ha2, ha3, yh[0], yh[1], yh[2], yh[3], h);
+}
+
+
+/* One slow row.  With K->probe set, stops at the row's first out-of-range
+ * interpolation and records it (and then leaves omega_rows alone). */
+static void render_row(const kernel_t *K, int64_t spixel)
+{
+    const int64_t fpixels = K->fpixels;
+    const int64_t oversample = K->oversample;
+    const double subpixel_size = K->subpixel_size;
+    const double thickstep = K->thickstep;
+    const double distance = K->distance;
+    const double Na = K->Na, Nb = K->Nb, Nc = K->Nc;
+    const double fudge = K->fudge;
+    const double kahn = K->kahn;
+    const double dmin = K->dmin;
+    const double f0 = K->f0, f1 = K->f1, f2 = K->f2;
+    const double s0 = K->s0, s1 = K->s1, s2 = K->s2;
+    const double o0 = K->o0, o1 = K->o1, o2 = K->o2;
+    const double ax0 = K->ax0, ax1 = K->ax1, ax2 = K->ax2;
+    double omega_row = 0.0;
+    int64_t fpixel;
+
+    for (fpixel = 0; fpixel < fpixels; fpixel++) {
+        int64_t imgidx, ordinal, interp_until, thick_tic;
+        double I, polar, omega_pixel, capture_fraction, test;
+        int use_first;
+
+        if (fpixel < K->roi_xmin || fpixel > K->roi_xmax
+                || spixel < K->roi_ymin || spixel > K->roi_ymax)
+            continue;
+        imgidx = spixel * fpixels + fpixel;
+        if (K->has_mask != 0 && K->mask[imgidx] == 0)
+            continue;
+
+        I = K->I_bg;
+        polar = 0.0;
+        if (K->nopolar != 0)
+            polar = 1.0;
+        omega_pixel = 0.0;
+        capture_fraction = 0.0;
+        use_first = (imgidx == K->first_pixel);
+        ordinal = 0;
+        if (imgidx < K->trig_pixel)
+            interp_until = -1;              /* interpolation allowed everywhere */
+        else if (imgidx == K->trig_pixel)
+            interp_until = K->trig_ord;     /* allowed before this evaluation */
+        else
+            interp_until = 0;               /* never */
+
+        for (thick_tic = 0; thick_tic < K->thicksteps; thick_tic++) {
+            double Odet = (double)thick_tic * thickstep;
+            int64_t subS, subF;
+
+            capture_fraction = 0.0;
+            if (K->detector_thick == 0.0)
+                capture_fraction = 1.0;
+
+            for (subS = 0; subS < oversample; subS++) {
+                for (subF = 0; subF < oversample; subF++) {
+                    double Fdet = subpixel_size * (double)(fpixel * oversample + subF) + subpixel_size / 2.0;
+                    double Sdet = subpixel_size * (double)(spixel * oversample + subS) + subpixel_size / 2.0;
+                    double px = Fdet * f0 + Sdet * s0 + Odet * o0 + K->p0;
+                    double py = Fdet * f1 + Sdet * s1 + Odet * o1 + K->p1;
+                    double pz = Fdet * f2 + Sdet * s2 + Odet * o2 + K->p2;
+                    double airpath, dx, dy, dz;
+                    int64_t source;
+
+                    if (K->curved != 0) {
+                        /* swing the flat-detector position onto the sphere: rotate
+                         * distance*beam about sdet by py/distance, then about fdet
+                         * by pz/distance */
+                        double vx = distance * K->bm0;
+                        double vy = distance * K->bm1;
+                        double vz = distance * K->bm2;
+                        double phi = py / distance;
+                        double sp = sin(phi);
+                        double cp = cos(phi);
+                        double dd = (s0 * vx + s1 * vy + s2 * vz) * (1.0 - cp);
+                        double nx = s0 * dd + vx * cp + (-s2 * vy + s1 * vz) * sp;
+                        double ny = s1 * dd + vy * cp + (+s2 * vx - s0 * vz) * sp;
+                        double nz = s2 * dd + vz * cp + (-s1 * vx + s0 * vy) * sp;
+                        phi = pz / distance;
+                        sp = sin(phi);
+                        cp = cos(phi);
+                        dd = (f0 * nx + f1 * ny + f2 * nz) * (1.0 - cp);
+                        px = f0 * dd + nx * cp + (-f2 * ny + f1 * nz) * sp;
+                        py = f1 * dd + ny * cp + (+f2 * nx - f0 * nz) * sp;
+                        pz = f2 * dd + nz * cp + (-f1 * nx + f0 * ny) * sp;
+                    }
+
+                    airpath = sqrt(px * px + py * py + pz * pz);
+                    if (airpath != 0.0) {
+                        dx = px / airpath;
+                        dy = py / airpath;
+                        dz = pz / airpath;
+                    } else {
+                        dx = 0.0;
+                        dy = 0.0;
+                        dz = 0.0;
+                    }
+
+                    if (omega_pixel == 0.0 || K->os_omega != 0) {
+                        omega_pixel = K->pixel_size * K->pixel_size / airpath / airpath
+                                      * K->close_distance / airpath;
+                        if (K->point_pixel != 0)
+                            omega_pixel = 1.0 / airpath / airpath;
+                    }
+                    omega_row += omega_pixel;
+
+                    if (capture_fraction == 0.0 || K->os_thick != 0) {
+                        double parallax = dx * o0 + dy * o1 + dz * o2;
+                        /* the negations are integer ones, as in the Python kernel */
+                        capture_fraction =
+                            exp((double)(-thick_tic) * thickstep * K->mu / parallax)
+                            - exp((double)(-(thick_tic + 1)) * thickstep * K->mu / parallax);
+                    }
+
+                    for (source = 0; source < K->nsources; source++) {
+                        const double *src = K->sources + source * K->source_stride;
+                        double ix = -src[0];
+                        double iy = -src[1];
+                        double iz = -src[2];
+                        double lam = src[3];
+                        double scx = (dx - ix) / lam;
+                        double scy = (dy - iy) / lam;
+                        double scz = (dz - iz) / lam;
+                        double stol = 0.5 * sqrt(scx * scx + scy * scy + scz * scz);
+                        int64_t phi_tic;
+
+                        if (dmin > 0.0 && stol > 0.0) {
+                            if (dmin > 0.5 / stol)
+                                continue;
+                        }
+
+                        if (polar == 0.0 || K->os_polar != 0) {
+                            /* Kahn polarization factor.  Both directions are
+                             * normalised in place first, and the diffracted one
+                             * stays normalised for the following sources. */
+                            double mag, cos2theta, cos2theta_sqr, sin2theta_sqr, psi;
+                            mag = sqrt(ix * ix + iy * iy + iz * iz);
+                            if (mag != 0.0) {
+                                ix = ix / mag;
+                                iy = iy / mag;
+                                iz = iz / mag;
+                            }
+                            mag = sqrt(dx * dx + dy * dy + dz * dz);
+                            if (mag != 0.0) {
+                                dx = dx / mag;
+                                dy = dy / mag;
+                                dz = dz / mag;
+                            }
+                            cos2theta = ix * dx + iy * dy + iz * dz;
+                            cos2theta_sqr = cos2theta * cos2theta;
+                            sin2theta_sqr = 1.0 - cos2theta_sqr;
+                            psi = 0.0;
+                            if (kahn != 0.0) {
+                                double ux = ax1 * iz - ax2 * iy;
+                                double uy = ax2 * ix - ax0 * iz;
+                                double uz = ax0 * iy - ax1 * ix;
+                                double ex, ey, ez, e_out, b_out;
+                                mag = sqrt(ux * ux + uy * uy + uz * uz);
+                                if (mag != 0.0) {
+                                    ux = ux / mag;
+                                    uy = uy / mag;
+                                    uz = uz / mag;
+                                } else {
+                                    ux = 0.0;
+                                    uy = 0.0;
+                                    uz = 0.0;
+                                }
+                                ex = iy * uz - iz * uy;
+                                ey = iz * ux - ix * uz;
+                                ez = ix * uy - iy * ux;
+                                mag = sqrt(ex * ex + ey * ey + ez * ez);
+                                if (mag != 0.0) {
+                                    ex = ex / mag;
+                                    ey = ey / mag;
+                                    ez = ez / mag;
+                                } else {
+                                    ex = 0.0;
+                                    ey = 0.0;
+                                    ez = 0.0;
+                                }
+                                e_out = dx * ex + dy * ey + dz * ez;
+                                b_out = dx * ux + dy * uy + dz * uz;
+                                psi = -atan2(b_out, e_out);
+                            }
+                            polar = 0.5 * (1.0 + cos2theta_sqr - kahn * cos(2.0 * psi) * sin2theta_sqr);
+                        }
+
+                        for (phi_tic = 0; phi_tic < K->phisteps; phi_tic++) {
+                            const double *row = (use_first ? K->lat_first : K->lat)
+                                                + phi_tic * K->domains * 9;
+                            int64_t mos;
+                            for (mos = 0; mos < K->domains; mos++) {
+                                const double *L = row + mos * 9;
+                                double h = L[0] * scx + L[1] * scy + L[2] * scz;
+                                double k = L[3] * scx + L[4] * scy + L[5] * scz;
+                                double l = L[6] * scx + L[7] * scy + L[8] * scz;
+                                int64_t h0 = (int64_t)ceil(h - 0.5);
+                                int64_t k0 = (int64_t)ceil(k - 0.5);
+                                int64_t l0 = (int64_t)ceil(l - 0.5);
+                                double F_latt = 1.0;
+                                double rad_star_sqr = 0.0;
+                                double F_cell;
+                                int do_interp;
+
+                                if (K->shape == NBSIM_SHAPE_SQUARE) {
+                                    if (Na > 1)
+                                        F_latt *= sincg(M_PI * h, Na);
+                                    if (Nb > 1)
+                                        F_latt *= sincg(M_PI * k, Nb);
+                                    if (Nc > 1)
+                                        F_latt *= sincg(M_PI * l, Nc);
+                                } else {
+                                    /* distance from the nearest node in the fixed
+                                     * (unrotated) reciprocal cell */
+                                    double dh = h - (double)h0;
+                                    double dk = k - (double)k0;
+                                    double dl = l - (double)l0;
+                                    double dhx = dh * K->as0 + dk * K->bs0 + dl * K->cs0;
+                                    double dhy = dh * K->as1 + dk * K->bs1 + dl * K->cs1;
+                                    double dhz = dh * K->as2 + dk * K->bs2 + dl * K->cs2;
+                                    rad_star_sqr = (dhx * dhx + dhy * dhy + dhz * dhz)
+                                                   * Na * Na * Nb * Nb * Nc * Nc;
+                                }
+                                if (K->shape == NBSIM_SHAPE_ROUND) {
+                                    double dh = h - (double)h0;
+                                    double dk = k - (double)k0;
+                                    double dl = l - (double)l0;
+                                    double hrad_sqr = dh * dh * Na * Na + dk * dk * Nb * Nb + dl * dl * Nc * Nc;
+                                    F_latt = Na * Nb * Nc * 0.723601254558268
+                                             * sinc3(M_PI * sqrt(hrad_sqr * fudge));
+                                }
+                                if (K->shape == NBSIM_SHAPE_GAUSS)
+                                    F_latt = Na * Nb * Nc * exp(-(rad_star_sqr / 0.63 * fudge));
+                                if (K->shape == NBSIM_SHAPE_TOPHAT) {
+                                    double inside = 0.0;
+                                    if (rad_star_sqr * fudge < 0.3969)
+                                        inside = 1.0;
+                                    F_latt = Na * Nb * Nc * inside;
+                                }
+                                if (F_latt == 0.0 && K->water_size == 0.0)
+                                    continue;
+
+                                do_interp = 0;
+                                if (K->interpolate != 0) {
+                                    do_interp = interp_until < 0 || ordinal < interp_until;
+                                    if (do_interp && K->probe != 0) {
+                                        if ((h - (double)K->h_min + 3.0) > (double)K->h_range
+                                                || (h - 2.0 < (double)K->h_min)
+                                                || (k - (double)K->k_min + 3.0) > (double)K->k_range
+                                                || (k - 2.0 < (double)K->k_min)
+                                                || (l - (double)K->l_min + 3.0) > (double)K->l_range
+                                                || (l - 2.0 < (double)K->l_min)) {
+                                            int64_t *pi = K->probe_i + spixel * 2;
+                                            double *pd = K->probe_d + spixel * 6;
+                                            pi[0] = fpixel;
+                                            pi[1] = ordinal;
+                                            pd[0] = h;
+                                            pd[1] = k;
+                                            pd[2] = l;
+                                            pd[3] = (double)h0;
+                                            pd[4] = (double)k0;
+                                            pd[5] = (double)l0;
+                                            return;
+                                        }
+                                    }
+                                    ordinal += 1;
+                                }
+                                if (K->probe != 0)
+                                    continue;
+
+                                if (do_interp)
+                                    F_cell = tricubic(K, h, k, l);
+                                else if (K->hkls != 0 && h0 <= K->h_max && h0 >= K->h_min
+                                         && k0 <= K->k_max && k0 >= K->k_min
+                                         && l0 <= K->l_max && l0 >= K->l_min)
+                                    F_cell = K->Fhkl[((h0 - K->h_min) * K->fk + (k0 - K->k_min)) * K->fl
+                                                     + (l0 - K->l_min)];
+                                else
+                                    F_cell = K->default_F;
+
+                                I += F_cell * F_cell * F_latt * F_latt;
+                                if (K->os_thick != 0)
+                                    I *= capture_fraction;
+                                if (K->os_polar != 0)
+                                    I *= polar;
+                                if (K->os_omega != 0)
+                                    I *= omega_pixel;
+                            }
+                        }
+                        /* only the pixel's first complete phi loop may use lat_first */
+                        use_first = 0;
+                    }
+                }
+            }
+        }
+        if (K->probe != 0)
+            continue;
+
+        test = K->r_e_sqr * K->fluence * I / K->steps;
+        if (K->os_thick == 0)
+            test *= capture_fraction;
+        if (K->os_polar == 0)
+            test *= polar;
+        if (K->os_omega == 0)
+            test *= omega_pixel;
+        /* the image is float; the sum is formed in double and rounded once */
+        K->out[imgidx] = (float)((double)K->out[imgidx] + test);
+    }
+    K->omega_rows[spixel] = omega_row;
+}
+
+
+int nbsim_render(const int64_t *ip, const double *dp, const double *vecs,
+                 const double *sources, int64_t nsources, int64_t source_stride,
+                 const double *lat, const double *lat_first,
+                 int64_t phisteps, int64_t domains,
+                 const double *Fhkl, int64_t fh, int64_t fk, int64_t fl,
+                 const uint16_t *mask, float *out, double *omega_rows,
+                 int64_t *probe_i, double *probe_d, int nthreads)
+{
+    kernel_t K;
+    int64_t spixel, spixels;
+
+    if (nsources < 0 || source_stride < 4 || phisteps < 0 || domains < 0
+            || fh < 0 || fk < 0 || fl < 0)
+        return -1;
+    if (ip[NBSIM_I_FPIXELS] < 0 || ip[NBSIM_I_SPIXELS] < 0)
+        return -1;
+    if (ip[NBSIM_I_FAST] != 0)
+        return -2;
+
+    K.fpixels = ip[NBSIM_I_FPIXELS];
+    K.spixels = ip[NBSIM_I_SPIXELS];
+    K.roi_xmin = ip[NBSIM_I_ROI_XMIN];
+    K.roi_xmax = ip[NBSIM_I_ROI_XMAX];
+    K.roi_ymin = ip[NBSIM_I_ROI_YMIN];
+    K.roi_ymax = ip[NBSIM_I_ROI_YMAX];
+    K.oversample = ip[NBSIM_I_OVERSAMPLE];
+    K.thicksteps = ip[NBSIM_I_THICKSTEPS];
+    K.has_mask = ip[NBSIM_I_HAS_MASK];
+    K.curved = ip[NBSIM_I_CURVED];
+    K.point_pixel = ip[NBSIM_I_POINT_PIXEL];
+    K.os_thick = ip[NBSIM_I_OS_THICK];
+    K.os_polar = ip[NBSIM_I_OS_POLAR];
+    K.os_omega = ip[NBSIM_I_OS_OMEGA];
+    K.nopolar = ip[NBSIM_I_NOPOLAR];
+    K.shape = ip[NBSIM_I_SHAPE];
+    K.interpolate = ip[NBSIM_I_INTERPOLATE];
+    K.hkls = ip[NBSIM_I_HKLS];
+    K.h_min = ip[NBSIM_I_H_MIN];
+    K.h_max = ip[NBSIM_I_H_MAX];
+    K.k_min = ip[NBSIM_I_K_MIN];
+    K.k_max = ip[NBSIM_I_K_MAX];
+    K.l_min = ip[NBSIM_I_L_MIN];
+    K.l_max = ip[NBSIM_I_L_MAX];
+    K.h_range = ip[NBSIM_I_H_RANGE];
+    K.k_range = ip[NBSIM_I_K_RANGE];
+    K.l_range = ip[NBSIM_I_L_RANGE];
+    K.first_pixel = ip[NBSIM_I_FIRST_PIXEL];
+    K.trig_pixel = ip[NBSIM_I_TRIG_PIXEL];
+    K.trig_ord = ip[NBSIM_I_TRIG_ORD];
+    K.probe = ip[NBSIM_I_PROBE];
+
+    K.pixel_size = dp[NBSIM_D_PIXEL_SIZE];
+    K.subpixel_size = dp[NBSIM_D_SUBPIXEL_SIZE];
+    K.thickstep = dp[NBSIM_D_THICKSTEP];
+    K.detector_thick = dp[NBSIM_D_THICK];
+    K.mu = dp[NBSIM_D_MU];
+    K.distance = dp[NBSIM_D_DISTANCE];
+    K.close_distance = dp[NBSIM_D_CLOSE_DISTANCE];
+    K.kahn = dp[NBSIM_D_POLARIZATION];
+    K.dmin = dp[NBSIM_D_DMIN];
+    K.Na = dp[NBSIM_D_NA];
+    K.Nb = dp[NBSIM_D_NB];
+    K.Nc = dp[NBSIM_D_NC];
+    K.fudge = dp[NBSIM_D_FUDGE];
+    K.default_F = dp[NBSIM_D_DEFAULT_F];
+    K.water_size = dp[NBSIM_D_WATER_SIZE];
+    K.I_bg = dp[NBSIM_D_I_BG];
+    K.r_e_sqr = dp[NBSIM_D_R_E_SQR];
+    K.fluence = dp[NBSIM_D_FLUENCE];
+    K.steps = dp[NBSIM_D_STEPS];
+
+#define VEC(row, i) vecs[(row) * 3 + (i)]
+    K.f0 = VEC(NBSIM_V_FDET, 0); K.f1 = VEC(NBSIM_V_FDET, 1); K.f2 = VEC(NBSIM_V_FDET, 2);
+    K.s0 = VEC(NBSIM_V_SDET, 0); K.s1 = VEC(NBSIM_V_SDET, 1); K.s2 = VEC(NBSIM_V_SDET, 2);
+    K.o0 = VEC(NBSIM_V_ODET, 0); K.o1 = VEC(NBSIM_V_ODET, 1); K.o2 = VEC(NBSIM_V_ODET, 2);
+    K.p0 = VEC(NBSIM_V_PIX0, 0); K.p1 = VEC(NBSIM_V_PIX0, 1); K.p2 = VEC(NBSIM_V_PIX0, 2);
+    K.bm0 = VEC(NBSIM_V_BEAM, 0); K.bm1 = VEC(NBSIM_V_BEAM, 1); K.bm2 = VEC(NBSIM_V_BEAM, 2);
+    K.ax0 = VEC(NBSIM_V_POLAR_AXIS, 0); K.ax1 = VEC(NBSIM_V_POLAR_AXIS, 1);
+    K.ax2 = VEC(NBSIM_V_POLAR_AXIS, 2);
+    K.as0 = VEC(NBSIM_V_A_STAR, 0); K.as1 = VEC(NBSIM_V_A_STAR, 1); K.as2 = VEC(NBSIM_V_A_STAR, 2);
+    K.bs0 = VEC(NBSIM_V_B_STAR, 0); K.bs1 = VEC(NBSIM_V_B_STAR, 1); K.bs2 = VEC(NBSIM_V_B_STAR, 2);
+    K.cs0 = VEC(NBSIM_V_C_STAR, 0); K.cs1 = VEC(NBSIM_V_C_STAR, 1); K.cs2 = VEC(NBSIM_V_C_STAR, 2);
+#undef VEC
+
+    K.sources = sources;
+    K.nsources = nsources;
+    K.source_stride = source_stride;
+    K.lat = lat;
+    K.lat_first = lat_first;
+    K.phisteps = phisteps;
+    K.domains = domains;
+    K.Fhkl = Fhkl;
+    K.fk = fk;
+    K.fl = fl;
+    K.mask = mask;
+    K.out = out;
+    K.omega_rows = omega_rows;
+    K.probe_i = probe_i;
+    K.probe_d = probe_d;
+
+    spixels = K.spixels;
+#ifdef _OPENMP
+    if (nthreads <= 0)
+        nthreads = omp_get_max_threads();
+#pragma omp parallel for schedule(dynamic) num_threads(nthreads)
+    for (spixel = 0; spixel < spixels; spixel++)
+        render_row(&K, spixel);
+#else
+    (void)nthreads;
+    for (spixel = 0; spixel < spixels; spixel++)
+        render_row(&K, spixel);
+#endif
+    return 0;
+}
+
+
+void nbsim_layout(int64_t *n_ints, int64_t *n_reals)
+{
+    *n_ints = NBSIM_N_INTS;
+    *n_reals = NBSIM_N_REALS;
+}
+
+
+int nbsim_have_openmp(void)
+{
+#ifdef _OPENMP
+    return 1;
+#else
+    return 0;
+#endif
+}
