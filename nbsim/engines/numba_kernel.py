@@ -138,6 +138,42 @@ def _fast_lattice_sq(tT, sx, sy, sz, Na, Nb, Nc, out):
     return total
 
 
+@njit(fastmath=True)
+def _fast_batch_sum(tT, scb, n, Na, Nb, Nc, hkl):
+    """-fast: sum of squared lattice factors over n batched sources and every (phi, domain).
+
+    Fractional indices go to a flat (3, n*M) buffer first, so the expensive part runs
+    as one long vectorisable loop however few domains there are.
+    """
+    M = tT.shape[1]
+    for s in range(n):
+        sx = scb[s, 0]
+        sy = scb[s, 1]
+        sz = scb[s, 2]
+        base = s * M
+        for m in range(M):
+            hkl[0, base + m] = tT[0, m] * sx + tT[1, m] * sy + tT[2, m] * sz
+            hkl[1, base + m] = tT[3, m] * sx + tT[4, m] * sy + tT[5, m] * sz
+            hkl[2, base + m] = tT[6, m] * sx + tT[7, m] * sy + tT[8, m] * sz
+    total = 0.0
+    for j in range(n * M):
+        na, da = _grating_parts(hkl[0, j], Na)
+        nb, db = _grating_parts(hkl[1, j], Nb)
+        nc, dc = _grating_parts(hkl[2, j], Nc)
+        if Na <= 1.0:
+            na = 1.0
+            da = 1.0
+        if Nb <= 1.0:
+            nb = 1.0
+            db = 1.0
+        if Nc <= 1.0:
+            nc = 1.0
+            dc = 1.0
+        r = (na * nb * nc) / (da * db * dc)
+        total += r * r
+    return total
+
+
 @njit
 def _render_row(spixel, ip, dp, vecs, sources, lat, lat_first, Fhkl, mask, out, omega_rows,
                 probe_i, probe_d):
@@ -186,6 +222,8 @@ def _render_row(spixel, ip, dp, vecs, sources, lat, lat_first, Fhkl, mask, out, 
                 and ip[P.I_OS_OMEGA] == 0)
     tT_main = np.ascontiguousarray(tab_main.T) if fast_sq else np.empty((9, 1))
     tT_first = np.ascontiguousarray(tab_first.T) if fast_sq else np.empty((9, 1))
+    scb = np.empty((nsources, 3))
+    hklb = np.empty((3, nsources * M if fast_sq else 1))
 
     pixel_size = dp[P.D_PIXEL_SIZE]
     subpixel_size = dp[P.D_SUBPIXEL_SIZE]
@@ -291,6 +329,7 @@ def _render_row(spixel, ip, dp, vecs, sources, lat, lat_first, Fhkl, mask, out, 
                         parallax = dx * o0 + dy * o1 + dz * o2
                         capture_fraction = (math.exp(-thick_tic * thickstep * mu / parallax)
                                             - math.exp(-(thick_tic + 1) * thickstep * mu / parallax))
+                    nbatch = 0
                     for source in range(nsources):
                         ix = -sources[source, 0]
                         iy = -sources[source, 1]
@@ -353,6 +392,13 @@ def _render_row(spixel, ip, dp, vecs, sources, lat, lat_first, Fhkl, mask, out, 
                             tab = tab_first
                         else:
                             tab = tab_main
+                        if fast_sum and not use_first:
+                            # batch this source with the others of the sub-pixel
+                            scb[nbatch, 0] = scx
+                            scb[nbatch, 1] = scy
+                            scb[nbatch, 2] = scz
+                            nbatch += 1
+                            continue
                         if fast_sq:
                             if use_first:
                                 fl2_sum = _fast_lattice_sq(tT_first, scx, scy, scz, Na, Nb, Nc, fl2)
@@ -459,6 +505,8 @@ def _render_row(spixel, ip, dp, vecs, sources, lat, lat_first, Fhkl, mask, out, 
                                 I *= omega_pixel
                         # after the first complete φ loop the carry-over table applies
                         use_first = False
+                    if nbatch > 0:
+                        I += default_F * default_F * _fast_batch_sum(tT_main, scb, nbatch, Na, Nb, Nc, hklb)
         if probe != 0:
             continue
         test = r_e_sqr * fluence * I / steps
