@@ -11,7 +11,6 @@ from typing import List, Optional
 
 import numpy as np
 
-from . import noise as noise_mod
 from . import rng, stats
 from .config import Config, Shape
 from .engines import params as P
@@ -122,10 +121,38 @@ def _pixel_passes_dmin(plan, s, f, vecs, dmin):
     return False
 
 
+# below this many inner evaluations "auto" prefers the C engine when it is built: the
+# engines give the same bits, and C starts without importing Numba or loading its cache
+SMALL_JOB_EVALUATIONS = 2.0e7
+
+
+def evaluations(plan: Plan) -> float:
+    """Inner-loop evaluations: pixels x sub-pixels x layers x sources x φ steps x domains."""
+    xmin, xmax, ymin, ymax = plan.roi
+    fp = min(xmax, plan.fpixels - 1) - xmin + 1
+    sp = min(ymax, plan.spixels - 1) - ymin + 1
+    return (float(max(fp, 0)) * max(sp, 0) * plan.oversample ** 2 * plan.thicksteps
+            * len(plan.sources) * plan.phisteps * plan.lattice_table.shape[1])
+
+
+def choose_engine(plan: Plan, engine=None, warn=None):
+    """Resolve "auto": Numba for large or -fast jobs, the C engine for small ones."""
+    import os
+    asked = (engine or os.environ.get("NBSIM_ENGINE") or "auto").strip().lower()
+    if asked == "auto" and not plan.config.sampling.fast \
+            and evaluations(plan) < SMALL_JOB_EVALUATIONS and registry.c_status()[0]:
+        return "c"
+    return registry.resolve(asked, warn=warn)
+
+
 def render(plan: Plan, engine="auto", threads=None, warn=None):
     """Run the pixel loop; returns (float image, omega sum, interpolation messages, engine)."""
-    name = registry.resolve(engine, warn=warn)
+    name = choose_engine(plan, engine, warn=warn)
     ip, dp, vecs, mask = pack_plan(plan)
+    if name == "c" and ip[P.I_FAST]:
+        if warn is not None:
+            warn("the C engine has no -fast mode; rendering exactly instead")
+        ip[P.I_FAST] = 0
     out = np.zeros((plan.spixels, plan.fpixels), dtype=np.float32)
     omega_rows = np.zeros(plan.spixels, dtype=np.float64)
     probe_i = np.full((plan.spixels, 2), -1, dtype=np.int64)
@@ -223,13 +250,14 @@ def simulate(config: Config, engine="auto", threads=None, plan: Optional[Plan] =
     log.extend(loop_output(plan, messages, trig_pixel=_LAST_TRIGGER.get("pixel")))
     log.append("solid angle subtended by detector = %g steradian ( %g%% sphere)"
                % (omega_sum / plan.steps, 100 * omega_sum / plan.steps / 4 / math.pi))
-    st = stats.image_stats(img, plan.roi, plan.mask, plan.subpixel_size, plan.oversample)
+    st = stats.image_stats(img, plan.roi, plan.mask, plan.subpixel_size, plan.oversample,
+                           engine=name)
     scale = cfg.output.intfile_scale
     if scale <= 0.0:
         scale = 1.0
         if st.max_I > 0.0:
             scale = 55000.0 / st.max_I
-    int_img = stats.int_image(img, plan.roi, scale, cfg.noise.adc_offset)
+    int_img = stats.int_image(img, plan.roi, scale, cfg.noise.adc_offset, engine=name)
     res = Result(plan=plan, engine=name, float_image=img, stats=st, intfile_scale=scale,
                  int_image=int_img, omega_sum=omega_sum, log=log)
     if cfg.output.write_pgm:
@@ -239,12 +267,11 @@ def simulate(config: Config, engine="auto", threads=None, plan: Optional[Plan] =
             if st.rmsd > 0.0:
                 pscale = 250.0 / (5.0 * st.rmsd)
         res.pgm_scale = pscale
-        res.pgm_image = stats.pgm_image(img, plan.roi, pscale)
+        res.pgm_image = stats.pgm_image(img, plan.roi, pscale, engine=name)
     if cfg.noise.calculate_noise:
-        idum = rng.new_seed(cfg.noise.seed)
         # the generator continues from the state the mosaic draws left; copy it so
         # the same Plan renders the same noise every time
         state = rng.RandomState(*(a.copy() for a in plan.rng_state))
-        res.noise_image, res.photons, res.overloads = noise_mod.noise_image(
-            img, roi=plan.roi, adc_offset=cfg.noise.adc_offset, idum=idum, state=state)
+        res.noise_image, res.photons, res.overloads = stats.noise_image(
+            img, plan.roi, cfg.noise.adc_offset, cfg.noise.seed, state, engine=name)
     return res

@@ -241,12 +241,14 @@ def test_render_rejects_bad_arguments():
 
 @pytest.fixture
 def c_helpers(monkeypatch):
-    """Route nbsim.stats and nbsim.noise through the C helpers, as without Numba."""
-    monkeypatch.setattr(stats, "_accumulate", c_engine.accumulate_stats)
-    monkeypatch.setattr(stats, "_deviation", c_engine.deviation)
-    monkeypatch.setattr(stats, "_to_uint16", c_engine.to_uint16)
-    monkeypatch.setattr(stats, "_to_uint8", c_engine.to_uint8)
-    monkeypatch.setattr(noise, "_noise_loop", c_engine.noise_loop)
+    """With -engine c every sequential loop must come from the C helpers too:
+    make the Numba loops unusable so any stray use fails the test."""
+    from nbsim.engines import numba_loops
+
+    def refuse(*a, **k):
+        raise AssertionError("a Numba loop ran on the C engine path")
+    for name in ("accumulate_stats", "deviation", "to_uint16", "to_uint8", "noise_loop"):
+        monkeypatch.setattr(numba_loops, name, refuse)
 
 
 @pytest.mark.parametrize("name", G.case_names())
@@ -277,27 +279,28 @@ ROIS = [(0, 10**9, 0, 10**9), (3, 40, 5, 30), (10, 5, 0, 100), (-5, 7, -1, 2)]
 @needs_numba
 @pytest.mark.parametrize("seed", [1, 2])
 def test_statistics_helpers_match_numba(seed):
+    from nbsim.engines import numba_loops
     r = np.random.default_rng(100 + seed)
     for img in _images(seed):
         mask = (r.random(img.shape) > 0.25).astype(np.uint16)
         for roi in ROIS:
             roi_arr = np.asarray(roi, dtype=np.int64)
             for has_mask, m in ((False, np.zeros((1, 1), np.uint16)), (True, mask)):
-                want = stats._accumulate(img, roi_arr, m, has_mask)
+                want = numba_loops.accumulate_stats(img, roi_arr, m, has_mask)
                 got = c_engine.accumulate_stats(img, roi_arr, m, has_mask)
                 assert _same(tuple(want), got), (want, got)
             for avg in (0.0, 123.456, float(np.float32(img.flat[7]))):
-                assert _same(tuple(stats._deviation(img, roi_arr, avg)),
+                assert _same(tuple(numba_loops.deviation(img, roi_arr, avg)),
                              c_engine.deviation(img, roi_arr, avg))
             for scale, offset in ((1.0, 40.0), (55000.0 / 3e3, 0.0), (1e-3, -5.0), (7.3, 1e5)):
                 want16 = np.zeros(img.shape, np.uint16)
                 got16 = np.full(img.shape, 0, np.uint16)
-                stats._to_uint16(img, roi_arr, scale, offset, want16)
+                numba_loops.to_uint16(img, roi_arr, scale, offset, want16)
                 c_engine.to_uint16(img, roi_arr, scale, offset, got16)
                 assert np.array_equal(want16, got16)
                 want8 = np.zeros(img.shape, np.uint8)
                 got8 = np.zeros(img.shape, np.uint8)
-                stats._to_uint8(img, roi_arr, scale, want8)
+                numba_loops.to_uint8(img, roi_arr, scale, want8)
                 c_engine.to_uint8(img, roi_arr, scale, got8)
                 assert np.array_equal(want8, got8)
 

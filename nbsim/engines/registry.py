@@ -20,7 +20,7 @@ def _numba_status():
     return HAVE_NUMBA, NUMBA_IMPORT_ERROR
 
 
-def _c_status():
+def c_status():
     try:
         from . import c_engine
     except ImportError as exc:
@@ -30,7 +30,7 @@ def _c_status():
 
 def available():
     """{name: (ok, reason)} for every engine."""
-    return {"numba": _numba_status(), "c": _c_status()}
+    return {"numba": _numba_status(), "c": c_status()}
 
 
 def resolve(name=None, warn=None):
@@ -45,7 +45,7 @@ def resolve(name=None, warn=None):
     ok, why = _numba_status()
     if ok:
         return "numba"
-    c_ok, c_why = _c_status()
+    c_ok, c_why = c_status()
     if c_ok:
         if warn is not None:
             warn("Numba is not available (%s); using the C engine" % why)
