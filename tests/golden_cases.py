@@ -114,6 +114,9 @@ def run_command(case, workdir, extra_args=(), env=None, command=None):
     proc = subprocess.run(cmd + args_for_mode(case) + list(extra_args), cwd=workdir,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                           env=env, timeout=600)
+    if proc.returncode != 0 and proc.stderr:
+        # keep the command's own error visible in a failure report
+        print(proc.stderr[-2000:], file=sys.stderr)
     return proc.returncode, proc.stdout
 
 
