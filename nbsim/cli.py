@@ -225,8 +225,8 @@ def run(args, out=None, warn=_warn):
     res = api.simulate(cfg, engine=opts["engine"], threads=opts["threads"], plan=plan, warn=warn)
     for line in res.log:
         print(line, file=out)
-    print("engine: %s" % res.engine, file=sys.stderr)
     write_outputs(res, out)
+    print("nbsim: rendered by the %s engine" % res.engine, file=out)
     return 0
 
 

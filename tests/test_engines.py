@@ -1,0 +1,84 @@
+"""Engine selection: names, NBSIM_ENGINE, the numba -> c fallback, active()."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+import golden_cases as gc
+from nbsim.engines import c_engine, registry
+from nbsim.errors import NbsimError
+
+ROOT = os.path.dirname(gc.HERE)
+needs_c = pytest.mark.skipif(not c_engine.available()[0],
+                             reason="the C extension is not built (pip install -e . builds it)")
+
+# Runs nbsim's CLI in a fresh interpreter where "import numba" fails, as on a machine
+# without Numba.
+NO_NUMBA = """
+import sys
+sys.modules["numba"] = None          # any import of numba now raises ImportError
+from nbsim.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def run_without_numba(args, cwd, env_extra=None):
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("NBSIM_ENGINE", None)
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable, "-c", NO_NUMBA] + args, cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_unknown_engine_name_is_an_error():
+    with pytest.raises(NbsimError, match="unknown engine 'gpu'"):
+        registry.resolve("gpu")
+
+
+def test_environment_variable_selects_engine(monkeypatch):
+    monkeypatch.setenv("NBSIM_ENGINE", "numba")
+    assert registry.resolve(None) == "numba"
+    monkeypatch.setenv("NBSIM_ENGINE", "bogus")
+    with pytest.raises(NbsimError):
+        registry.resolve(None)
+
+
+@needs_c
+@pytest.mark.parametrize("engine", ["numba", "c"])
+def test_active_reports_the_engine_that_ran(engine, tmp_path, capsys):
+    case = gc.load_case("cubic_default_F")
+    code, out = gc.run_in_process(case, str(tmp_path), extra_args=["-engine", engine])
+    assert code == 0 and registry.active() == engine
+    assert out.rstrip().splitlines()[-1] == "nbsim: rendered by the %s engine" % engine
+
+
+@needs_c
+def test_auto_falls_back_to_c_with_one_warning_when_numba_is_missing(tmp_path):
+    # -fast makes "auto" want Numba even for a small job
+    case = gc.load_case("cubic_default_F")
+    proc = run_without_numba(gc.args_for_mode(case) + ["-fast"], str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if "Numba is not available" in line]
+    assert len(warnings) == 1 and "using the C engine" in warnings[0]
+    assert "rendered by the c engine" in proc.stdout
+
+
+@needs_c
+@pytest.mark.parametrize("name", ["cubic_default_F", "phi_from_zero_carryover",
+                                  "interpolate_forced_out_of_range", "mask"])
+def test_golden_parity_without_numba(name, tmp_path):
+    case = gc.load_case(name)
+    gc.prepare_workdir(case, str(tmp_path))
+    proc = run_without_numba(gc.args_for_mode(case), str(tmp_path))
+    problems = gc.compare(case, str(tmp_path), proc.returncode, proc.stdout)
+    assert not problems, "\n".join(problems) + proc.stderr
+
+
+def test_asking_for_numba_without_numba_is_an_error(tmp_path):
+    proc = run_without_numba(gc.args_for_mode(gc.load_case("cubic_default_F"))
+                             + ["-engine", "numba"], str(tmp_path))
+    assert proc.returncode != 0
+    err = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(err) == 1 and "-engine numba: not available here" in err[0]
+    assert os.listdir(str(tmp_path)) == []
