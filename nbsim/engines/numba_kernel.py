@@ -72,9 +72,16 @@ def _tricubic(Fhkl, h_min, k_min, l_min, h, k, l):
     return _polint(ha0, ha1, ha2, ha3, yh[0], yh[1], yh[2], yh[3], h)
 
 
+# -fast helpers. No fast-math anywhere: the results are fixed by the operation order
+# written here, so the C engine reproduces them bit for bit, and the element-wise
+# loops still vectorise. Rounding to the nearest integer uses the 1.5*2**52 trick
+# (pure adds, ties to even) instead of floor(), which plain SSE2 cannot vectorise.
+_ROUND_MAGIC = 6755399441055744.0
+
+
 @njit(inline="always")
 def _sinpi_small(u):
-    """sin(pi*u) for |u| <= 1/2 by its Taylor series (error below 1e-15)."""
+    """sin(pi*u) for |u| <= 1/2 by its Taylor series to x**15 (error below 1e-11)."""
     x = math.pi * u
     x2 = x * x
     p = -1.0 / 1307674368000.0
@@ -94,11 +101,12 @@ def _grating_parts(x, n):
     With x = x0 + d (x0 integer, |d| <= 1/2) and integer n,
     sin(pi*n*x)/sin(pi*x) = +-sin(pi*n*d)/sin(pi*d); reducing n*d the same way keeps
     both sines on |argument| <= pi/2, so no libm call or range reduction is needed.
-    Returns (numerator, denominator) with the d = 0 limit (n, 1) built in.
+    Returns (numerator, denominator) with the d = 0 limit (n, 1) built in. Valid
+    for |x| < 2**51 (always true for Miller indices).
     """
-    d = x - math.floor(x + 0.5)
+    d = x - ((x + _ROUND_MAGIC) - _ROUND_MAGIC)
     v = n * d
-    v = v - math.floor(v + 0.5)
+    v = v - ((v + _ROUND_MAGIC) - _ROUND_MAGIC)
     sd = _sinpi_small(d)
     sv = _sinpi_small(v)
     if sd == 0.0:
@@ -106,45 +114,63 @@ def _grating_parts(x, n):
     return sv, sd
 
 
-@njit(fastmath=True)
-def _fast_lattice_sq(tT, sx, sy, sz, Na, Nb, Nc, out):
-    """-fast: squared lattice factor of every (phi, domain) for one scattering vector.
+@njit(inline="always")
+def _lattice_sq(h, k, l, Na, Nb, Nc):
+    """-fast squared lattice factor; axes with N <= 1 contribute 1 as in the exact path."""
+    na, da = _grating_parts(h, Na)
+    nb, db = _grating_parts(k, Nb)
+    nc, dc = _grating_parts(l, Nc)
+    if Na <= 1.0:
+        na = 1.0
+        da = 1.0
+    if Nb <= 1.0:
+        nb = 1.0
+        db = 1.0
+    if Nc <= 1.0:
+        nc = 1.0
+        dc = 1.0
+    r = (na * nb * nc) / (da * db * dc)
+    return r * r
 
-    A plain element-wise loop over the transposed lattice table (one division per
-    element), so LLVM can vectorise it without fast-math. Axes with N <= 1
-    contribute 1, as in the exact path.
-    """
-    for m in range(out.shape[0]):
+
+@njit
+def _ordered_sum(buf, n):
+    """Sum of buf[:n] in a fixed order: four interleaved partial sums, then pairs."""
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    s3 = 0.0
+    j = 0
+    while j + 4 <= n:
+        s0 += buf[j]
+        s1 += buf[j + 1]
+        s2 += buf[j + 2]
+        s3 += buf[j + 3]
+        j += 4
+    while j < n:
+        s0 += buf[j]
+        j += 1
+    return (s0 + s1) + (s2 + s3)
+
+
+@njit
+def _fast_lattice_sq(tT, sx, sy, sz, Na, Nb, Nc, out):
+    """-fast: squared lattice factor of every (phi, domain) for one scattering vector
+    (written to ``out``), and their ordered sum."""
+    M = out.shape[0]
+    for m in range(M):
         h = tT[0, m] * sx + tT[1, m] * sy + tT[2, m] * sz
         k = tT[3, m] * sx + tT[4, m] * sy + tT[5, m] * sz
         l = tT[6, m] * sx + tT[7, m] * sy + tT[8, m] * sz
-        na, da = _grating_parts(h, Na)
-        nb, db = _grating_parts(k, Nb)
-        nc, dc = _grating_parts(l, Nc)
-        if Na <= 1.0:
-            na = 1.0
-            da = 1.0
-        if Nb <= 1.0:
-            nb = 1.0
-            db = 1.0
-        if Nc <= 1.0:
-            nc = 1.0
-            dc = 1.0
-        r = (na * nb * nc) / (da * db * dc)
-        out[m] = r * r
-    total = 0.0
-    for m in range(out.shape[0]):
-        total += out[m]
-    return total
+        out[m] = _lattice_sq(h, k, l, Na, Nb, Nc)
+    return _ordered_sum(out, M)
 
 
-@njit(fastmath=True)
+@njit
 def _fast_batch_sum(tT, scb, n, Na, Nb, Nc, hkl):
-    """-fast: sum of squared lattice factors over n batched sources and every (phi, domain).
-
-    Fractional indices go to a flat (3, n*M) buffer first, so the expensive part runs
-    as one long vectorisable loop however few domains there are.
-    """
+    """-fast: ordered sum of squared lattice factors over n batched sources and every
+    (phi, domain). Indices go to a flat buffer first so the costly part is one long
+    element-wise loop however few domains there are."""
     M = tT.shape[1]
     for s in range(n):
         sx = scb[s, 0]
@@ -155,23 +181,10 @@ def _fast_batch_sum(tT, scb, n, Na, Nb, Nc, hkl):
             hkl[0, base + m] = tT[0, m] * sx + tT[1, m] * sy + tT[2, m] * sz
             hkl[1, base + m] = tT[3, m] * sx + tT[4, m] * sy + tT[5, m] * sz
             hkl[2, base + m] = tT[6, m] * sx + tT[7, m] * sy + tT[8, m] * sz
-    total = 0.0
-    for j in range(n * M):
-        na, da = _grating_parts(hkl[0, j], Na)
-        nb, db = _grating_parts(hkl[1, j], Nb)
-        nc, dc = _grating_parts(hkl[2, j], Nc)
-        if Na <= 1.0:
-            na = 1.0
-            da = 1.0
-        if Nb <= 1.0:
-            nb = 1.0
-            db = 1.0
-        if Nc <= 1.0:
-            nc = 1.0
-            dc = 1.0
-        r = (na * nb * nc) / (da * db * dc)
-        total += r * r
-    return total
+    total = n * M
+    for j in range(total):
+        hkl[3, j] = _lattice_sq(hkl[0, j], hkl[1, j], hkl[2, j], Na, Nb, Nc)
+    return _ordered_sum(hkl[3], total)
 
 
 @njit
@@ -217,13 +230,15 @@ def _render_row(spixel, ip, dp, vecs, sources, lat, lat_first, Fhkl, mask, out, 
     fl2 = np.empty(M if fast_sq else 1)
     # h, k, l are needed unless -fast renders a square crystal with one F for all hkl
     need_hkl = not fast_sq or ip[P.I_HKLS] != 0 or ip[P.I_INTERPOLATE] != 0
+    # the nearest whole indices matter for spot shapes, tables and the probe's report
+    need_index = ip[P.I_SHAPE] != P.SHAPE_SQUARE or ip[P.I_HKLS] != 0 or ip[P.I_INTERPOLATE] != 0
     # ... and when nothing multiplies I per term, one sum per source will do
     fast_sum = (fast_sq and not need_hkl and ip[P.I_OS_THICK] == 0 and ip[P.I_OS_POLAR] == 0
                 and ip[P.I_OS_OMEGA] == 0)
     tT_main = np.ascontiguousarray(tab_main.T) if fast_sq else np.empty((9, 1))
     tT_first = np.ascontiguousarray(tab_first.T) if fast_sq else np.empty((9, 1))
     scb = np.empty((nsources, 3))
-    hklb = np.empty((3, nsources * M if fast_sq else 1))
+    hklb = np.empty((4, nsources * M if fast_sq else 1))
 
     pixel_size = dp[P.D_PIXEL_SIZE]
     subpixel_size = dp[P.D_SUBPIXEL_SIZE]
@@ -434,9 +449,13 @@ def _render_row(spixel, ip, dp, vecs, sources, lat, lat_first, Fhkl, mask, out, 
                             h = ax * scx + ay * scy + az * scz
                             k = bx_ * scx + by_ * scy + bz_ * scz
                             l = cx * scx + cy * scy + cz * scz
-                            h0 = int(math.ceil(h - 0.5))
-                            k0 = int(math.ceil(k - 0.5))
-                            l0 = int(math.ceil(l - 0.5))
+                            h0 = 0
+                            k0 = 0
+                            l0 = 0
+                            if need_index:
+                                h0 = int(math.ceil(h - 0.5))
+                                k0 = int(math.ceil(k - 0.5))
+                                l0 = int(math.ceil(l - 0.5))
                             F_latt = 1.0
                             rad_star_sqr = 0.0
                             if fast_sq:

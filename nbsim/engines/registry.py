@@ -38,7 +38,7 @@ def resolve(name=None, warn=None):
     if name not in ENGINES + ("auto",):
         raise NbsimError("-engine: unknown engine '%s' (choose numba, c or auto)" % name)
     if name != "auto":
-        ok, why = available()[name]
+        ok, why = _numba_status() if name == "numba" else c_status()
         if not ok:
             raise NbsimError("-engine %s: not available here (%s)" % (name, why))
         return name
