@@ -157,6 +157,9 @@ def config_from_args(args, warn=_warn):
         _ingest_header(v, img, False)
 
     apply_reference_rules(v, args, NBSIM_FLAGS, warn)
+    from .flags import implicit_switch_warnings
+    for message in implicit_switch_warnings(v):
+        warn(message)
 
     for key in ("printout", "printout_pixel"):
         if v.pop(key):
@@ -207,6 +210,10 @@ def run(args, out=None, warn=_warn):
         print("nbsim %s" % __version__, file=out)
         return 0
     _check_paths(cfg)
+    if opts["engine"] is not None:
+        from .engines.registry import ENGINES
+        if opts["engine"].strip().lower() not in ENGINES + ("auto",):
+            raise NbsimError("-engine: unknown engine '%s' (choose numba, c or auto)" % opts["engine"])
     try:
         plan = make_plan(cfg)
     except MissingInputs as exc:
@@ -217,6 +224,10 @@ def run(args, out=None, warn=_warn):
         return 9
     for w in plan.extra.get("warnings", []):
         warn(w)
+    g = plan.geom
+    print("nbsim: detector pix0_vector= %g %g %g m; Fbeam=%g Sbeam=%g Fclose=%g Sclose=%g m; "
+          "close distance %g m" % (g.pix0 + (g.fbeam, g.sbeam, g.fclose, g.sclose, g.close_distance)),
+          file=sys.stderr)
     if cfg.crystal.hkl_file is not None and plan.hkl_table is not None:
         try:
             hkl_io.write_fdump(cfg.crystal.dump_file, plan.hkl_table)

@@ -84,10 +84,19 @@ def _const(**kv):
     return act
 
 
+def _note_custom(v, key):
+    v.setdefault("_implicit", []).append(("convention", key))
+
+
+def _note_pivot(v, pivot, why):
+    v.setdefault("_pivots", []).append((pivot, why))
+
+
 def _vec(key, convention=True):
     def act(v, vals):
         if convention:
             v["convention"] = Convention.CUSTOM
+            _note_custom(v, key)
         v[key] = (c_atof(vals[0]), c_atof(vals[1]), c_atof(vals[2]))
     return act
 
@@ -96,6 +105,7 @@ def _set_pivot(pivot, key, scale):
     def act(v, vals):
         v[key] = c_atof(vals[0]) * scale if scale != "raw" else c_atof(vals[0])
         v["pivot"] = pivot
+        _note_pivot(v, pivot, key)
     return act
 
 
@@ -137,16 +147,23 @@ def _detector_abs(v, vals):
 def _pivot(v, vals):
     if "sample" in vals[0]:
         v["pivot"] = Pivot.SAMPLE
+        _note_pivot(v, Pivot.SAMPLE, "pivot")
     if "beam" in vals[0]:
         v["pivot"] = Pivot.BEAM
+        _note_pivot(v, Pivot.BEAM, "pivot")
 
 
 def _convention(conv, pivot):
-    return _const(convention=conv, pivot=pivot)
+    def act(v, vals):
+        v["convention"] = conv
+        v["pivot"] = pivot
+        _note_pivot(v, pivot, conv.value)
+    return act
 
 
 def _pix0(v, vals):
     v["convention"] = Convention.CUSTOM
+    _note_custom(v, "pix0_vector")
     v["pix0_vector"] = (c_atof(vals[0]), c_atof(vals[1]), c_atof(vals[2]))
 
 
@@ -542,6 +559,26 @@ def apply_reference_rules(v: dict, args: Sequence[str], extra_flags: dict, warn)
         if word.startswith("-") and not _FLOAT_RE.match(word):
             raise NbsimError("unknown flag %s (see -h for the list)" % word)
         raise NbsimError("unexpected argument '%s' (no flag takes it)" % word)
+
+
+def implicit_switch_warnings(v):
+    """One-line warnings for the convention and pivot changes the reference makes silently.
+
+    Pops the bookkeeping keys the rules leave in ``v``.
+    """
+    out = []
+    customs = v.pop("_implicit", [])
+    if customs:
+        names = sorted({"-" + ("spindle_axis" if k == "spindle_vector" else k) for _, k in customs})
+        out.append("%s selects the CUSTOM detector convention, as in nanoBragg.c (beam centre "
+                   "defaults then come from -Xclose/-Yclose)" % "/".join(names))
+    pivots = v.pop("_pivots", [])
+    if len({p for p, _ in pivots}) > 1:
+        last_pivot, last_why = pivots[-1]
+        out.append("detector pivot is '%s' because -%s came last; nanoBragg.c lets the last of "
+                   "-pivot, -distance, -close_distance, -Xbeam/-Ybeam, -Xclose/-Yclose, -ORGX/-ORGY, "
+                   "-twotheta and the convention flags decide" % (last_pivot.value, last_why))
+    return out
 
 
 def usage_lines():

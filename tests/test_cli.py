@@ -63,8 +63,9 @@ def test_help_lists_every_documented_flag(capsys):
 def test_bad_input_is_one_line_error(args, fragment, capsys, workdir):
     code, out, err = run(BASE + args + OUTS, capsys)
     assert code != 0
-    lines = [line for line in err.splitlines() if line.strip()]
+    lines = [line for line in err.splitlines() if "error" in line]
     assert len(lines) == 1 and "Traceback" not in err, err
+    assert err.rstrip().splitlines()[-1] == lines[0]     # the error is the last word
     assert fragment in lines[0], lines[0]
     assert not any(os.path.exists(f) for f in ("f.bin", "i.img", "n.img", "p.pgm"))
 
@@ -95,7 +96,17 @@ def test_substring_quirks_are_reproduced_with_a_warning(capsys):
     assert cfg.crystal.misset_seed == -7
     # -twotheta_axis also acts as -twotheta, reading its first component
     assert cfg.detector.twotheta == 0.0 and cfg.detector.pivot == Pivot.SAMPLE
-    assert out.count("WARN") == 2 and "-misset_seed" in out and "-twotheta_axis" in out
+    quirks = [line for line in out.splitlines() if "contains that flag's name" in line]
+    assert len(quirks) == 2 and "-misset_seed" in quirks[0] and "-twotheta_axis" in quirks[1]
+    # ... and the implicit switch to the CUSTOM convention is announced too
+    assert "-twotheta_axis selects the CUSTOM detector convention" in out
+
+
+def test_last_pivot_flag_wins_with_a_warning(capsys):
+    cfg, _ = cli.config_from_args(["-cell", "100", "-default_F", "1", "-pivot", "sample",
+                                   "-distance", "90"], warn=lambda m: print("WARN " + m))
+    assert cfg.detector.pivot == Pivot.BEAM
+    assert "pivot is 'beam' because -distance came last" in capsys.readouterr().out
 
 
 def test_flags_keep_reference_order_and_units():

@@ -79,6 +79,7 @@ def test_asking_for_numba_without_numba_is_an_error(tmp_path):
     proc = run_without_numba(gc.args_for_mode(gc.load_case("cubic_default_F"))
                              + ["-engine", "numba"], str(tmp_path))
     assert proc.returncode != 0
-    err = [line for line in proc.stderr.splitlines() if line.strip()]
+    err = [line for line in proc.stderr.splitlines() if "error" in line]
     assert len(err) == 1 and "-engine numba: not available here" in err[0]
+    assert proc.stderr.rstrip().splitlines()[-1] == err[0] and "Traceback" not in proc.stderr
     assert os.listdir(str(tmp_path)) == []
