@@ -78,8 +78,16 @@ def first_phi_pixel(plan: Plan, ip, dp, vecs, mask):
     Without -dmin that is the first pixel inside the ROI and the mask; with -dmin a
     pixel runs no φ loop if every sub-pixel/source combination is culled.
     """
-    xmin, xmax, ymin, ymax = plan.roi
     dmin = plan.config.detector.dmin
+    for s, f in rendered_pixels(plan):
+        if not dmin > 0.0 or _pixel_passes_dmin(plan, s, f, vecs, dmin):
+            return s * plan.fpixels + f
+    return P.NO_PIXEL
+
+
+def rendered_pixels(plan: Plan):
+    """(slow, fast) of every pixel the reference renders (ROI and mask), in its order."""
+    xmin, xmax, ymin, ymax = plan.roi
     for s in range(plan.spixels):
         if s < ymin or s > ymax:
             continue
@@ -88,9 +96,7 @@ def first_phi_pixel(plan: Plan, ip, dp, vecs, mask):
                 continue
             if plan.mask is not None and plan.mask[s, f] == 0:
                 continue
-            if not dmin > 0.0 or _pixel_passes_dmin(plan, s, f, vecs, dmin):
-                return s * plan.fpixels + f
-    return P.NO_PIXEL
+            yield s, f
 
 
 def _pixel_passes_dmin(plan, s, f, vecs, dmin):
@@ -149,10 +155,6 @@ def render(plan: Plan, engine="auto", threads=None, warn=None):
     """Run the pixel loop; returns (float image, omega sum, interpolation messages, engine)."""
     name = choose_engine(plan, engine, warn=warn)
     ip, dp, vecs, mask = pack_plan(plan)
-    if name == "c" and ip[P.I_FAST]:
-        if warn is not None:
-            warn("the C engine has no -fast mode; rendering exactly instead")
-        ip[P.I_FAST] = 0
     out = np.zeros((plan.spixels, plan.fpixels), dtype=np.float32)
     omega_rows = np.zeros(plan.spixels, dtype=np.float64)
     probe_i = np.full((plan.spixels, 2), -1, dtype=np.int64)
@@ -206,19 +208,10 @@ def progress_points(plan: Plan):
         return []
     every, fine = total // 20, total // 100
     points = []
-    count = 0
-    for s in range(plan.spixels):
-        if s < ymin or s > ymax:
-            continue
-        for f in range(plan.fpixels):
-            if f < xmin or f > xmax:
-                continue
-            if plan.mask is not None and plan.mask[s, f] == 0:
-                continue
-            if count % every == 0 or ((10 * count < total or 10 * count > 9 * total)
-                                      and count % fine == 0):
-                points.append((s * plan.fpixels + f, count * 100 // total))
-            count += 1
+    for count, (s, f) in enumerate(rendered_pixels(plan)):
+        if count % every == 0 or ((10 * count < total or 10 * count > 9 * total)
+                                  and count % fine == 0):
+            points.append((s * plan.fpixels + f, count * 100 // total))
     return points
 
 

@@ -25,6 +25,15 @@ from . import params as P
 
 
 @njit(inline="always")
+def _unit(x, y, z):
+    """(x, y, z) divided by its length; the zero vector stays zero."""
+    mag = math.sqrt(x * x + y * y + z * z)
+    if mag != 0.0:
+        return x / mag, y / mag, z / mag
+    return 0.0, 0.0, 0.0
+
+
+@njit(inline="always")
 def _sincg(x, n):
     if x == 0.0:
         return n
@@ -375,30 +384,10 @@ def _render_row(spixel, ip, dp, vecs, sources, lat, lat_first, Fhkl, mask, out, 
                             sin2theta_sqr = 1 - cos2theta_sqr
                             psi = 0.0
                             if kahn != 0.0:
-                                bx = ax1 * iz - ax2 * iy
-                                by = ax2 * ix - ax0 * iz
-                                bz = ax0 * iy - ax1 * ix
-                                mag = math.sqrt(bx * bx + by * by + bz * bz)
-                                if mag != 0.0:
-                                    bx = bx / mag
-                                    by = by / mag
-                                    bz = bz / mag
-                                else:
-                                    bx = 0.0
-                                    by = 0.0
-                                    bz = 0.0
-                                ex = iy * bz - iz * by
-                                ey = iz * bx - ix * bz
-                                ez = ix * by - iy * bx
-                                mag = math.sqrt(ex * ex + ey * ey + ez * ez)
-                                if mag != 0.0:
-                                    ex = ex / mag
-                                    ey = ey / mag
-                                    ez = ez / mag
-                                else:
-                                    ex = 0.0
-                                    ey = 0.0
-                                    ez = 0.0
+                                bx, by, bz = _unit(ax1 * iz - ax2 * iy, ax2 * ix - ax0 * iz,
+                                                   ax0 * iy - ax1 * ix)
+                                ex, ey, ez = _unit(iy * bz - iz * by, iz * bx - ix * bz,
+                                                   ix * by - iy * bx)
                                 e_out = dx * ex + dy * ey + dz * ez
                                 b_out = dx * bx + dy * by + dz * bz
                                 psi = -math.atan2(b_out, e_out)
