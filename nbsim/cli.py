@@ -34,12 +34,38 @@ def _warn(msg):
     print("nbsim: warning: %s" % msg, file=sys.stderr)
 
 
+# defaults as the reference applies them, for -h
+FLAG_DEFAULTS = {
+    "-N": "1", "-Na": "1", "-Nb": "1", "-Nc": "1", "-misset": "0 0 0", "-lambda": "1",
+    "-distance": "100", "-detsize": "102.4", "-pixel": "0.1", "-detpixels": "from -detsize",
+    "-Xbeam": "detector centre", "-Ybeam": "detector centre", "-pivot": "beam",
+    "-mosflm": "on", "-twotheta": "0", "-detector_rotx": "0", "-detector_roty": "0",
+    "-detector_rotz": "0", "-detector_abs": "inf (no absorption)", "-detector_thick": "0",
+    "-detector_thicksteps": "1", "-thicksteps": "1", "-oversample": "auto",
+    "-fluence": "1.25932e+29", "-flux": "0 (use -fluence)", "-exposure": "1 s",
+    "-beamsize": "0.1", "-mosaic": "0", "-mosaic_dom": "10 if -mosaic is given, else 1",
+    "-dispersion": "0", "-dispsteps": "auto", "-divergence": "0", "-hdivrange": "0",
+    "-vdivrange": "0", "-hdivstep": "auto", "-vdivstep": "auto", "-hdivsteps": "auto",
+    "-vdivsteps": "auto", "-divsteps": "auto", "-phi": "0", "-osc": "0", "-phistep": "auto",
+    "-phisteps": "1", "-dmin": "0 (off)", "-default_F": "0", "-dump": "Fdump.bin",
+    "-floatfile": "floatimage.bin", "-intfile": "intimage.img", "-noisefile": "noiseimage.img",
+    "-pgmfile": "image.pgm", "-scale": "auto (55000/max)", "-pgmscale": "auto",
+    "-adc": "40", "-polar": "0 (unpolarized)", "-fudge": "1", "-seed": "the time",
+    "-mosaic_seed": "12345678", "-misset_seed": "the time (not -seed)", "-water": "0",
+    "-source_distance": "10000", "-xtalsize": "from -N", "-roi": "whole detector",
+    "-interpolate": "auto: on if any N <= 2", "-round_div": "on",
+}
+
+
 def usage_text():
     from .flags import usage_lines
     lines = ["usage: nanoBragg -cell a b c al be ga | -mat FILE  -hkl FILE | -default_F F  [options]",
              "nbsim %s: a drop-in, bit-identical successor to nanoBragg.c." % __version__,
              "Lengths in mm unless stated; angles in degrees. Flags:"]
     for names, args, doc in usage_lines():
+        default = FLAG_DEFAULTS.get(names.split()[0])
+        if default:
+            doc += " [default: %s]" % default
         lines.append("  %-44s %s" % ((names + " " + args).strip(), doc))
     lines += [
         "nbsim-only flags:",
@@ -301,3 +327,9 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("nanoBragg: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:   # e.g. "nanoBragg -h | head": not an error worth a traceback
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return 0

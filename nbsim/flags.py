@@ -476,7 +476,7 @@ REFERENCE_RULES: Tuple[Rule, ...] = (
     R(("-printout_pixel",), _has("-printout_pixel"), 2, "ii", _printout_pixel, False,
       "print values of one pixel: fast slow"),
     R(("-seed",), _has("-seed"), 1, "i", _seti("seed", negate=True), False,
-      "noise random seed (default: time)"),
+      "noise random seed"),
     R(("-mosaic_seed",), _has("-mosaic_seed"), 1, "i", _seti("mosaic_seed", negate=True), False,
       "mosaic domain random seed"),
     R(("-misset_seed",), _has("-misset_seed"), 1, "i", _seti("misset_seed", negate=True), False,
