@@ -289,6 +289,7 @@ def _smv_header(res, noise):
 
 def write_outputs(res, out=None):
     from .io import pgm, raw, smv
+    from .io.cparse import fmt_g
     out = out or sys.stdout
     cfg = res.plan.config
     o = cfg.output
@@ -298,11 +299,11 @@ def write_outputs(res, out=None):
     raw.write_float_image(o.floatfile, res.float_image)
     for line in res.stats.lines():
         print(line, file=out)
-    print("intfile_scale = %g" % res.intfile_scale, file=out)
+    print("intfile_scale = %s" % fmt_g(res.intfile_scale), file=out)
     print("writing %s as 2-byte integers" % o.intfile, file=out)
     smv.write_smv(o.intfile, _smv_header(res, False), res.int_image)
     if res.pgm_image is not None:
-        print("pgm_scale = %g" % res.pgm_scale, file=out)
+        print("pgm_scale = %s" % fmt_g(res.pgm_scale), file=out)
         print("writing %s as 1-byte integers" % o.pgmfile, file=out)
         pgm.write_pgm(o.pgmfile, res.pgm_image, p.fpixels, p.spixels, res.pgm_scale)
     if o.tifffile:
@@ -310,8 +311,9 @@ def write_outputs(res, out=None):
         print("writing %s as a float32 TIFF" % o.tifffile, file=out)
         tiff.write_float_tiff(o.tifffile, res.float_image)
     if res.noise_image is not None:
-        print("%.0f photons on noise image (%d overloads)" % (res.photons, res.overloads),
-              file=out)
+        photons = ("-nan" if math.copysign(1.0, res.photons) < 0 else "nan") \
+            if math.isnan(res.photons) else "%.0f" % res.photons
+        print("%s photons on noise image (%d overloads)" % (photons, res.overloads), file=out)
         print("writing %s as 2-byte integers" % o.noisefile, file=out)
         smv.write_smv(o.noisefile, _smv_header(res, True), res.noise_image)
 

@@ -24,8 +24,9 @@ class ImageStats:
     count: int
 
     def lines(self):
-        return ["max_I = %g  at %g %g" % (self.max_I, self.max_I_x, self.max_I_y),
-                "mean= %g rms= %g rmsd= %g" % (self.mean, self.rms, self.rmsd)]
+        from .io.cparse import fmt_g as g   # C's %g, including "-nan"
+        return ["max_I = %s  at %s %s" % (g(self.max_I), g(self.max_I_x), g(self.max_I_y)),
+                "mean= %s rms= %s rmsd= %s" % (g(self.mean), g(self.rms), g(self.rmsd))]
 
 
 def loops_for(engine):
