@@ -2,7 +2,7 @@
 """Whole-process benchmark of nbsim (and, optionally, the reference nanoBragg).
 
     python bench/run.py [--workloads W1,W2,W3,tiny] [--runs 3] [--threads 1,2]
-                        [--engines numba,c] [--fast] [--json out.json] [--smoke]
+                        [--engines auto,numba,c] [--fast] [--json out.json] [--smoke]
                         [--nbsim-cmd CMD] [--c-bin PATH] [--warmup 1] [--timeout S]
 
 See bench/README.md for what is measured and the JSON layout.
@@ -407,7 +407,7 @@ def build_parser():
     p.add_argument("--runs", type=int, default=3, help="timed runs per variant (default 3)")
     p.add_argument("--warmup", type=int, default=1, help="discarded warm-up runs (default 1)")
     p.add_argument("--threads", default=None, help="comma list of thread counts (default 1,2)")
-    p.add_argument("--engines", default="numba,c", help="comma list of -engine values (default numba,c)")
+    p.add_argument("--engines", default="auto,numba,c", help="comma list of -engine values (default auto,numba,c)")
     p.add_argument("--fast", action="store_true", help="also time each engine with -fast")
     p.add_argument("--json", metavar="PATH", help="JSON output (default bench/results/bench-<time>.json)")
     p.add_argument("--smoke", action="store_true",

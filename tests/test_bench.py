@@ -125,7 +125,7 @@ def test_smoke_with_fake_nbsim_reports_unavailable_engine(bench, tmp_path, monke
     assert report["schema_version"] == 1 and report["smoke"] is True
     assert report["nbsim_version"] == "nbsim 0.0-fake"
     by_variant = {r["variant"]: r for r in report["results"]}
-    assert set(by_variant) == {"numba", "numba+fast", "c", "c+fast"}
+    assert set(by_variant) == {"auto", "auto+fast", "numba", "numba+fast", "c", "c+fast"}
     for name in ("numba", "numba+fast"):
         r = by_variant[name]
         assert r["status"] == "ok" and r["workload"] == "tiny" and r["threads"] == 1
@@ -139,6 +139,8 @@ def test_smoke_with_fake_nbsim_reports_unavailable_engine(bench, tmp_path, monke
         assert "not available" in by_variant[name]["error"]
     runs = [c for c in calls(tmp_path) if c["argv"] != ["-version"]]
     assert [c["argv"] for c in runs] == [
+        bench.workload_args("tiny") + ["-engine", "auto"],
+        bench.workload_args("tiny") + ["-engine", "auto", "-fast"],
         bench.workload_args("tiny") + ["-engine", "numba"],
         bench.workload_args("tiny") + ["-engine", "numba", "-fast"],
         bench.workload_args("tiny") + ["-engine", "c"],
