@@ -575,6 +575,8 @@ def implicit_switch_warnings(v):
     pivots = v.pop("_pivots", [])
     if len({p for p, _ in pivots}) > 1:
         last_pivot, last_why = pivots[-1]
+        last_why = {"xbeam": "Xbeam", "ybeam": "Ybeam", "xclose": "Xclose", "yclose": "Yclose",
+                    "orgx": "ORGX", "orgy": "ORGY"}.get(last_why, last_why)
         out.append("detector pivot is '%s' because -%s came last; nanoBragg.c lets the last of "
                    "-pivot, -distance, -close_distance, -Xbeam/-Ybeam, -Xclose/-Yclose, -ORGX/-ORGY, "
                    "-twotheta and the convention flags decide" % (last_pivot.value, last_why))
