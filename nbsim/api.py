@@ -151,9 +151,45 @@ def choose_engine(plan: Plan, engine=None, warn=None):
     return registry.resolve(asked, warn=warn)
 
 
-def render(plan: Plan, engine="auto", threads=None, warn=None):
-    """Run the pixel loop; returns (float image, omega sum, interpolation messages, engine)."""
+@dataclass
+class Rendered:
+    """What the pixel loop produced."""
+    image: np.ndarray
+    omega_sum: float
+    messages: List[str]            # the interpolation warning, if it fired
+    engine: str
+    trig_pixel: Optional[int]      # pixel index at which that warning was printed
+    trace: Optional[np.ndarray]    # per-pixel values for -printout (see TRACE_FIELDS)
+
+    # unpacks as (image, omega_sum, messages, engine), as render() used to return
+    def __iter__(self):
+        return iter((self.image, self.omega_sum, self.messages, self.engine))
+
+    def __getitem__(self, i):
+        return tuple(self)[i]
+
+
+TRACE_FIELDS = ("stol", "x", "y", "z", "h", "k", "l", "h0", "k0", "l0", "F_cell", "F_latt",
+                "I", "polar", "omega", "capture_fraction", "ax", "ay", "az", "bx", "by", "bz",
+                "cx", "cy", "cz", "pixel")
+
+
+def _run_traced(ip, *arrays):
+    """-printout runs the Numba kernel (or its plain-Python form without Numba)."""
+    from .engines import numba_kernel
+    from ._jit import HAVE_NUMBA
+    if HAVE_NUMBA:
+        from .engines import numba_engine
+        numba_engine.render(None, ip, *arrays)
+    else:
+        numba_kernel.render(ip, *arrays)
+
+
+def render(plan: Plan, engine="auto", threads=None, warn=None, trace=False) -> Rendered:
+    """Run the pixel loop (twice when interpolation may switch itself off)."""
     name = choose_engine(plan, engine, warn=warn)
+    if trace and name == "c":
+        name = "numba"
     ip, dp, vecs, mask = pack_plan(plan)
     out = np.zeros((plan.spixels, plan.fpixels), dtype=np.float32)
     omega_rows = np.zeros(plan.spixels, dtype=np.float64)
@@ -182,16 +218,45 @@ def render(plan: Plan, engine="auto", threads=None, warn=None):
             messages.append("WARNING: further warnings will not be printed! ")
         out[:] = 0.0
         omega_rows[:] = 0.0
-    registry.run(name, threads, ip, dp, vecs, sources, lat, lat_first, Fhkl, mask, out,
-                 omega_rows, probe_i, probe_d)
-    _LAST_TRIGGER["pixel"] = int(ip[P.I_TRIG_PIXEL]) if messages else None
+    traced = None
+    if trace:
+        ip[P.I_PROBE] = 2
+        traced = np.zeros((plan.spixels * plan.fpixels, len(TRACE_FIELDS)), dtype=np.float64)
+        _run_traced(ip, dp, vecs, sources, lat, lat_first, Fhkl, mask, out, omega_rows,
+                    probe_i, traced)
+    else:
+        registry.run(name, threads, ip, dp, vecs, sources, lat, lat_first, Fhkl, mask, out,
+                     omega_rows, probe_i, probe_d)
     omega_sum = 0.0
     for v in omega_rows:
         omega_sum += v
-    return out, omega_sum, messages, name
+    return Rendered(out, omega_sum, messages, name,
+                    int(ip[P.I_TRIG_PIXEL]) if messages else None, traced)
 
 
-_LAST_TRIGGER = {}
+def printout_lines(plan: Plan, pixel_index: int, t) -> List[str]:
+    """The lines -printout shows for one pixel, as the reference formats them."""
+    from .flags import RTD  # noqa: F401  (units as in the reference)
+    s, f = divmod(pixel_index, plan.fpixels)
+    v = dict(zip(TRACE_FIELDS, t))
+    twotheta = math.atan2(math.sqrt(v["y"] * v["y"] + v["z"] * v["z"]), v["x"])
+    test = math.sin(twotheta / 2.0) / (plan.lambda0 * 1e10)
+    return [
+        "%4d %4d : stol = %g or %g" % (f, s, v["stol"], test),
+        "at %g %g %g" % (v["x"], v["y"], v["z"]),
+        "hkl= %f %f %f  hkl0= %d %d %d" % (v["h"], v["k"], v["l"], v["h0"], v["k0"], v["l0"]),
+        " F_cell=%g  F_latt=%g   I = %g" % (v["F_cell"], v["F_latt"], v["I"]),
+        "I/steps %15.10g" % (v["I"] / plan.steps),
+        "polar   %15.10g" % v["polar"],
+        "omega   %15.10g" % v["omega"],
+        "capfrac %15.10g" % v["capture_fraction"],
+        "pixel   %15.10g" % v["pixel"],
+        "real-space cell vectors (Angstrom):",
+        "     %-10s  %-10s  %-10s" % ("a", "b", "c"),
+        "X: %11.8f %11.8f %11.8f" % (v["ax"] * 1e10, v["bx"] * 1e10, v["cx"] * 1e10),
+        "Y: %11.8f %11.8f %11.8f" % (v["ay"] * 1e10, v["by"] * 1e10, v["cy"] * 1e10),
+        "Z: %11.8f %11.8f %11.8f" % (v["az"] * 1e10, v["bz"] * 1e10, v["cz"] * 1e10),
+    ]
 
 
 def progress_points(plan: Plan):
@@ -215,19 +280,36 @@ def progress_points(plan: Plan):
     return points
 
 
-def loop_output(plan: Plan, messages, trig_pixel=None):
+def loop_output(plan: Plan, rendered: Rendered):
     """The lines the reference prints during its pixel loop, in its order.
 
-    Progress lines come after each pixel; the interpolation warning comes while its
-    pixel is rendered, and its second line has no newline of its own.
+    Progress lines (or, with -printout, each pixel's values) come after each pixel;
+    the interpolation warning comes while its pixel is rendered, and its second line
+    has no newline of its own.
     """
+    out = plan.config.output
     text = ""
-    pending = list(messages)
-    for pixel, pct in progress_points(plan):
-        if pending and trig_pixel is not None and pixel >= trig_pixel:
+    pending = list(rendered.messages)
+    trig = rendered.trig_pixel
+
+    def flush_before(pixel):
+        nonlocal text, pending
+        if pending and trig is not None and pixel >= trig:
             text += "\n".join(pending)
             pending = []
-        text += "%d%% done\n" % pct
+
+    if out.printout:
+        want = out.printout_pixel
+        for s, f in rendered_pixels(plan):
+            idx = s * plan.fpixels + f
+            if want is None or want[0] < 0 or (f, s) == tuple(want):
+                flush_before(idx)
+                text += "".join(line + "\n" for line in
+                                printout_lines(plan, idx, rendered.trace[idx]))
+    else:
+        for pixel, pct in progress_points(plan):
+            flush_before(pixel)
+            text += "%d%% done\n" % pct
     if pending:
         text += "\n".join(pending)
     return (text + "\n").split("\n")[:-1] if text else [""]
@@ -238,9 +320,11 @@ def simulate(config: Config, engine="auto", threads=None, plan: Optional[Plan] =
     """Render ``config`` and derive every output the reference produces, in memory."""
     plan = plan or make_plan(config)
     log = list(plan.log)
-    img, omega_sum, messages, name = render(plan, engine=engine, threads=threads, warn=warn)
+    rendered = render(plan, engine=engine, threads=threads, warn=warn,
+                      trace=plan.config.output.printout)
+    img, omega_sum, name = rendered.image, rendered.omega_sum, rendered.engine
     cfg = plan.config
-    log.extend(loop_output(plan, messages, trig_pixel=_LAST_TRIGGER.get("pixel")))
+    log.extend(loop_output(plan, rendered))
     log.append("solid angle subtended by detector = %g steradian ( %g%% sphere)"
                % (omega_sum / plan.steps, 100 * omega_sum / plan.steps / 4 / math.pi))
     st = stats.image_stats(img, plan.roi, plan.mask, plan.subpixel_size, plan.oversample,

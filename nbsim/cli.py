@@ -24,10 +24,6 @@ from .errors import NbsimError
 
 NBSIM_FLAGS = {"-engine": 1, "-threads": 1, "-c_parity": 0, "-fast": 0, "-tifffile": 1,
                "-version": 0, "--version": 0, "-h": 0, "-help": 0, "--help": 0}
-NOT_IMPLEMENTED = {
-    "printout": "-printout: not implemented yet in nbsim",
-    "printout_pixel": "-printout_pixel: not implemented yet in nbsim",
-}
 
 
 def _warn(msg):
@@ -187,9 +183,6 @@ def config_from_args(args, warn=_warn):
     for message in implicit_switch_warnings(v):
         warn(message)
 
-    for key in ("printout", "printout_pixel"):
-        if v.pop(key):
-            raise NbsimError(NOT_IMPLEMENTED[key])
     if v.pop("user_cell"):
         v["cell"] = tuple(v.pop("_cell_raw", [0.0] * 6))
     else:

@@ -164,6 +164,8 @@ class OutputConfig:
     intfile_scale: float = 0.0
     pgm_scale: float = 0.0
     progress: bool = True
+    printout: bool = False
+    printout_pixel: Optional[Tuple[int, int]] = None   # (fast, slow); None or negative: all
 
 
 @dataclass(frozen=True)

@@ -105,6 +105,11 @@ def _phi_table(a0, b0, c0, spindle, phi0, phistep, phisteps, c_parity):
     rot = []
     for tic in range(phisteps):
         phi = phi0 + phistep * tic
+        if phi == 0.0:
+            # a zero rotation is the identity; using the vectors as they are keeps the
+            # signs of zero components (visible only in -printout) as the reference has them
+            rot.append((phi, (a0, b0, c0)))
+            continue
         rot.append((phi, (rotate_axis(a0, spindle, phi), rotate_axis(b0, spindle, phi),
                           rotate_axis(c0, spindle, phi))))
     if not c_parity:

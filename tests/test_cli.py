@@ -160,8 +160,3 @@ def test_unwritable_output_is_an_error_and_leaves_nothing(capsys, workdir):
     os.mkdir("sub")
     code, _, err = run(BASE + ["-floatfile", "nodir/f.bin"], capsys)
     assert code != 0 and "nodir/f.bin" in err
-
-
-def test_not_implemented_flags_are_refused(capsys, workdir):
-    code, _, err = run(BASE + ["-printout"], capsys)
-    assert code != 0 and "not implemented yet" in err

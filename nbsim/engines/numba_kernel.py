@@ -240,7 +240,12 @@ def _render_row(spixel, ip, dp, vecs, sources, lat, lat_first, Fhkl, mask, out, 
     # h, k, l are needed unless -fast renders a square crystal with one F for all hkl
     need_hkl = not fast_sq or ip[P.I_HKLS] != 0 or ip[P.I_INTERPOLATE] != 0
     # the nearest whole indices matter for spot shapes, tables and the probe's report
-    need_index = ip[P.I_SHAPE] != P.SHAPE_SQUARE or ip[P.I_HKLS] != 0 or ip[P.I_INTERPOLATE] != 0
+    # PROBE 1: find where interpolation runs out of range; PROBE 2: render and record
+    # each pixel's last values for -printout (into probe_d[imgidx])
+    probing = probe == 1
+    tracing = probe == 2
+    need_index = (ip[P.I_SHAPE] != P.SHAPE_SQUARE or ip[P.I_HKLS] != 0
+                  or ip[P.I_INTERPOLATE] != 0 or tracing)
     # ... and when nothing multiplies I per term, one sum per source will do
     fast_sum = (fast_sq and not need_hkl and ip[P.I_OS_THICK] == 0 and ip[P.I_OS_POLAR] == 0
                 and ip[P.I_OS_OMEGA] == 0)
@@ -280,6 +285,14 @@ def _render_row(spixel, ip, dp, vecs, sources, lat, lat_first, Fhkl, mask, out, 
     cs0, cs1, cs2 = vecs[8, 0], vecs[8, 1], vecs[8, 2]
 
     omega_row = 0.0
+    # values -printout reports; like the reference, they carry over from the previous
+    # pixel when a pixel evaluates nothing
+    stol = 0.0
+    px = py = pz = 0.0
+    h = k = l = 0.0
+    h0 = k0 = l0 = 0
+    F_cell = F_latt = 0.0
+    ax = ay = az = bx_ = by_ = bz_ = cx = cy = cz = 0.0
     for fpixel in range(fpixels):
         if fpixel < roi_xmin or fpixel > roi_xmax or spixel < roi_ymin or spixel > roi_ymax:
             continue
@@ -478,7 +491,7 @@ def _render_row(spixel, ip, dp, vecs, sources, lat, lat_first, Fhkl, mask, out, 
                             do_interp = False
                             if interpolate != 0:
                                 do_interp = interp_until < 0 or ordinal < interp_until
-                                if do_interp and probe != 0:
+                                if do_interp and probing:
                                     if ((h - h_min + 3) > h_range or (h - 2 < h_min)
                                             or (k - k_min + 3) > k_range or (k - 2 < k_min)
                                             or (l - l_min + 3) > l_range or (l - 2 < l_min)):
@@ -492,7 +505,7 @@ def _render_row(spixel, ip, dp, vecs, sources, lat, lat_first, Fhkl, mask, out, 
                                         probe_d[spixel, 5] = l0
                                         return 0.0
                                 ordinal += 1
-                            if probe != 0:
+                            if probing:
                                 continue
                             if do_interp:
                                 F_cell = _tricubic(Fhkl, h_min, k_min, l_min, h, k, l)
@@ -515,7 +528,7 @@ def _render_row(spixel, ip, dp, vecs, sources, lat, lat_first, Fhkl, mask, out, 
                         use_first = False
                     if nbatch > 0:
                         I += default_F * default_F * _fast_batch_sum(tT_main, scb, nbatch, Na, Nb, Nc, hklb)
-        if probe != 0:
+        if probing:
             continue
         test = r_e_sqr * fluence * I / steps
         if os_thick == 0:
@@ -526,6 +539,34 @@ def _render_row(spixel, ip, dp, vecs, sources, lat, lat_first, Fhkl, mask, out, 
             test *= omega_pixel
         # float image += double, rounded back to float as C does
         out[spixel, fpixel] = np.float32(np.float64(out[spixel, fpixel]) + test)
+        if tracing:
+            t = probe_d[imgidx]
+            t[0] = stol
+            t[1] = px
+            t[2] = py
+            t[3] = pz
+            t[4] = h
+            t[5] = k
+            t[6] = l
+            t[7] = h0
+            t[8] = k0
+            t[9] = l0
+            t[10] = F_cell
+            t[11] = F_latt
+            t[12] = I
+            t[13] = polar
+            t[14] = omega_pixel
+            t[15] = capture_fraction
+            t[16] = ax
+            t[17] = ay
+            t[18] = az
+            t[19] = bx_
+            t[20] = by_
+            t[21] = bz_
+            t[22] = cx
+            t[23] = cy
+            t[24] = cz
+            t[25] = out[spixel, fpixel]
     omega_rows[spixel] = omega_row
     return omega_row
 
