@@ -6,7 +6,9 @@ this source tree.
 
 Compiler flags matter for bit-identical images: no ``-ffast-math``, no
 ``-march=native``, and ``-ffp-contract=off`` so that the compiler never fuses a
-multiply and an add (the Numba kernel does not either).  OpenMP is used when the
+multiply and an add (the Numba kernel does not either).  The -fast lattice sums
+are compiled for several instruction sets (``csrc/nbsim_fast_simd.h``) and picked at
+run time, so the build stays portable and still uses AVX2/AVX-512 where present.  OpenMP is used when the
 compiler supports it (checked by compiling a small test program); otherwise the
 engine is built serial.  ``NBSIM_NO_OPENMP=1`` forces a serial build.
 """
@@ -20,6 +22,7 @@ from cffi import FFI
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 SOURCES = ("nbsim_kernel.c", "nbsim_aux.c")
+HEADERS = ("nbsim_kernel.h", "nbsim_aux.h", "nbsim_fast_simd.h")
 
 CDEF = """
 int nbsim_render(const int64_t *ip, const double *dp, const double *vecs,
@@ -31,6 +34,10 @@ int nbsim_render(const int64_t *ip, const double *dp, const double *vecs,
                  int64_t *probe_i, double *probe_d, int nthreads);
 void nbsim_layout(int64_t *n_ints, int64_t *n_reals);
 int nbsim_have_openmp(void);
+const char *nbsim_simd_flavour(void);
+double nbsim_fast_lattice_sum(const double *tT, int64_t M, const double *sc, int64_t n,
+                              double Na, double Nb, double Nc, double *out,
+                              const char *flavour, const char **used);
 
 void nbsim_accumulate(const float *img, int64_t spixels, int64_t fpixels,
                       const int64_t *roi, const uint16_t *mask, int has_mask,
@@ -128,6 +135,7 @@ def make_ffi(absolute=False):
         '#include "nbsim_kernel.h"\n#include "nbsim_aux.h"\n',
         sources=_source_paths(absolute),
         include_dirs=[HERE],
+        depends=[os.path.join(HERE, h) for h in HEADERS],
         libraries=[] if os.name == "nt" else ["m"],
         extra_compile_args=compile_args,
         extra_link_args=link_args,

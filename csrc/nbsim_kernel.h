@@ -107,9 +107,10 @@ enum nbsim_vec_row {
  *   nthreads                              OpenMP threads (<= 0: the runtime default)
  *
  * Rows are independent, so the image does not depend on the thread count.
- * Returns 0; -1 when a size argument is inconsistent, -2 when ip[NBSIM_I_FAST] is
- * set (the -fast approximations are not implemented here).  Nothing is written
- * when the return value is not 0.
+ * ip[NBSIM_I_FAST] selects the -fast approximations, computed with the same
+ * operations in the same order as the Numba kernel's (same bits).
+ * Returns 0; -1 when a size argument is inconsistent, -3 when the -fast work space
+ * cannot be allocated.  Nothing is written when the return value is not 0.
  */
 int nbsim_render(const int64_t *ip, const double *dp, const double *vecs,
                  const double *sources, int64_t nsources, int64_t source_stride,
@@ -121,6 +122,20 @@ int nbsim_render(const int64_t *ip, const double *dp, const double *vecs,
 
 /* The layout this library was compiled with: NBSIM_N_INTS, NBSIM_N_REALS. */
 void nbsim_layout(int64_t *n_ints, int64_t *n_reals);
+
+/* The SIMD flavour the -fast lattice sums use here: "avx512", "avx2", "sse2",
+ * "generic" or "scalar" (environment variable NBSIM_SIMD may ask for a narrower
+ * one; all give the same bits). */
+const char *nbsim_simd_flavour(void);
+
+/* For tests: the -fast lattice sum of n scattering vectors sc[n][3] over the
+ * transposed lattice table tT[9][M] (the Numba kernel's _fast_batch_sum): the
+ * squared lattice factors go to out[n*M], their ordered sum is returned.
+ * flavour as NBSIM_SIMD (NULL: the best); *used (if not NULL) gets the one used.
+ * NaN when n or M is negative or memory runs out. */
+double nbsim_fast_lattice_sum(const double *tT, int64_t M, const double *sc, int64_t n,
+                              double Na, double Nb, double Nc, double *out,
+                              const char *flavour, const char **used);
 
 /* 1 when compiled with OpenMP, else 0. */
 int nbsim_have_openmp(void);

@@ -2,7 +2,8 @@
 
 * the parameter layout in csrc/nbsim_kernel.h equals nbsim/engines/params.py;
 * small synthetic plans covering every kernel feature render bit-identically with
-  ``engine="c"`` (1 and 2 threads) and ``engine="numba"``;
+  ``engine="c"`` (1 and 2 threads) and ``engine="numba"``, with and without -fast
+  (every -fast path, and every SIMD flavour of its lattice sum this CPU has);
 * every golden nanoBragg.c case is reproduced through the C engine, with the C
   statistics and noise helpers standing in for the Numba ones (the configuration
   nbsim runs in when Numba is missing);
@@ -420,16 +421,214 @@ def test_helpers_reject_bad_arguments():
         c_engine.ran1(np.array([-1], np.int32), state)
 
 
-@pytest.mark.skipif(not hasattr(P, "I_FAST"), reason="no -fast switch in this layout")
-def test_fast_mode_is_refused_not_approximated():
-    from nbsim.errors import NbsimError
-    plan = _plan(PLANS["plain"])
+# ---------------------------------------------------------------------------
+# -fast: C == Numba, bit for bit, on every path of the fast kernel
+
+DIV = "-hdivrange 0.3 -vdivrange 0.3 -hdivsteps 3 -vdivsteps 3 -square_div "
+MOSAIC = "-mosaic 0.5 -mosaic_dom 5 -mosaic_seed 42 "
+
+FAST_PLANS = {
+    # fast_sum: one F, nothing multiplied per term -> each sub-pixel's sources batched
+    "sum_divergence_mosaic": TRIC + "-misset 10 20 30 -N 5 -distance 100 -detpixels 40 "
+        "-oversample 2 " + MOSAIC + DIV,
+    "sum_dispersion_polar_dmin": CUBE + "-default_F 100 -N 5 -polar 0.5 -dispersion 1.5 "
+        "-dispsteps 3 -hdivrange 0.4 -hdivsteps 2 -dmin 12 -distance 50 -detpixels 36",
+    "sum_odd_detector_oversample3": CUBE + "-default_F 100 -N 5 -distance 100 "
+        "-detpixels 41 -oversample 3 -mosaic 0.3 -mosaic_dom 3 -mosaic_seed 5",
+    "sum_nopolar_water_roi": TRIC + "-N 4 -nopolar -water 50 -distance 90 -detpixels 40 "
+        "-roi 4 33 2 30 " + MOSAIC,
+    # per source: something multiplies I inside the loop
+    "oversample_polar": TRIC + "-N 5 -distance 100 -detpixels 32 -oversample 2 "
+        "-oversample_polar " + MOSAIC + DIV,
+    "oversample_thick": TRIC + "-N 5 -distance 100 -detpixels 32 -oversample 2 "
+        "-oversample_thick -detector_thick 100 -detector_abs 300 -thicksteps 2 " + DIV,
+    "oversample_omega_water": TRIC + "-N 5 -distance 80 -detpixels 32 -oversample 2 "
+        "-oversample_omega -water 80 " + MOSAIC,
+    # F from a table: h, k, l per term
+    "hkl_nearest": CUBE + "-hkl %s -nointerpolate -N 3 -distance 80 -detpixels 40 " % CUBIC
+        + MOSAIC,
+    "interpolate_out_of_range": CUBE + "-hkl %s -N 4 -interpolate -distance 60 "
+        "-detpixels 48" % CUBIC,
+    # -c_parity with phi from 0: one pixel's first loop sees lat_first (use_first)
+    "c_parity_sum": CUBE + "-default_F 100 -N 5 -phi 0 -osc 0.6 -phisteps 4 -mosaic 0.5 "
+        "-mosaic_dom 3 -mosaic_seed 7 -hdivrange 0.2 -hdivsteps 2 -distance 100 "
+        "-detpixels 40 -c_parity",
+    "c_parity_per_source": CUBE + "-default_F 100 -N 5 -phi 0 -osc 0.6 -phisteps 3 "
+        "-mosaic 0.5 -mosaic_dom 2 -mosaic_seed 9 -oversample_polar -distance 100 "
+        "-detpixels 32 -c_parity",
+    "c_parity_hkl": CUBE + "-hkl %s -nointerpolate -N 4 -phi 0 -osc 0.6 -phisteps 3 "
+        "-distance 80 -detpixels 32 -c_parity" % CUBIC,
+    # axes with N = 1 contribute exactly 1
+    "unit_axis": TRIC + "-Na 1 -Nb 4 -Nc 3 -distance 100 -detpixels 40 " + MOSAIC + DIV,
+    "unit_axes_per_source": TRIC + "-Na 6 -Nb 1 -Nc 1 -distance 100 -detpixels 32 "
+        "-oversample_omega",
+    # other shapes ignore -fast (the exact shape code runs)
+    "round_xtal": TRIC + "-N 6 -round_xtal -fudge 1.0 -distance 100 -detpixels 40 " + MOSAIC,
+    "gauss_xtal": TRIC + "-N 6 -gauss_xtal -fudge 1.2 -distance 100 -detpixels 40",
+    "tophat_spots": TRIC + "-N 6 -tophat_spots -distance 100 -detpixels 40 " + DIV,
+}
+
+
+def _fast_plan(name):
+    return _plan(FAST_PLANS[name] + " -fast")
+
+
+@needs_numba
+@pytest.mark.parametrize("name", sorted(FAST_PLANS))
+def test_fast_c_equals_numba(name):
+    plan = _fast_plan(name)
+    assert plan.config.sampling.fast
+    ref, got = _render_all(plan)
+    _assert_same_render(ref, got)
+    assert np.count_nonzero(ref[0]) > 0
+    if name == "interpolate_out_of_range":
+        assert plan.interpolate and ref[2], "the interpolation did not run out of range"
+    if name.startswith("c_parity"):
+        assert not np.array_equal(plan.lattice_table, plan.first_lattice_table)
+
+
+@needs_numba
+def test_fast_c_equals_numba_with_mask():
+    plan = _masked(_fast_plan("c_parity_sum"))
+    ref, got = _render_all(plan)
+    _assert_same_render(ref, got)
+    assert not ref[0][plan.mask == 0].any()
+
+
+def _raw_render(run, plan, fast, N=None):
+    """Render through an engine's entry point, with -fast on or off and optionally a
+    non-integer N for all three axes (which the command line does not accept)."""
     ip, dp, vecs, mask = api.pack_plan(plan)
-    ip[P.I_FAST] = 1
+    ip[P.I_FAST] = 1 if fast else 0
+    if N is not None:
+        dp[P.D_NA] = dp[P.D_NB] = dp[P.D_NC] = N
     s, f = plan.spixels, plan.fpixels
     out = np.zeros((s, f), np.float32)
-    with pytest.raises(NbsimError, match="-fast"):
-        c_engine.render(1, ip, dp, vecs, plan.sources, plan.lattice_table,
-                        plan.first_lattice_table, plan.Fhkl, mask, out, np.zeros(s),
-                        np.full((s, 2), -1, np.int64), np.zeros((s, 6)))
-    assert not out.any()
+    omega = np.zeros(s)
+    run(ip, dp, vecs, np.ascontiguousarray(plan.sources), plan.lattice_table,
+        plan.first_lattice_table, plan.Fhkl, mask, out, omega,
+        np.full((s, 2), -1, np.int64), np.zeros((s, 6)))
+    return out, omega
+
+
+def _c_run(*a):
+    c_engine.render(2, *a)
+
+
+def test_fast_is_not_the_exact_kernel():
+    """-fast really runs the polynomial path in C, for square crystals only.  Its
+    results agree with the exact ones to far below float precision for integer N;
+    with N = 2.5 its identity sin(pi N x)/sin(pi x) = +-sin(pi N d)/sin(pi d) fails,
+    which makes the two paths tell apart."""
+    for name, differs in (("sum_divergence_mosaic", True), ("oversample_polar", True),
+                          ("hkl_nearest", True), ("round_xtal", False),
+                          ("gauss_xtal", False)):
+        plan = _plan(FAST_PLANS[name])
+        exact = _raw_render(_c_run, plan, False, N=2.5)[0]
+        fast = _raw_render(_c_run, plan, True, N=2.5)[0]
+        assert exact.any()
+        assert (np.count_nonzero(_bits(exact) != _bits(fast)) > exact.size // 4) == differs, name
+        if not differs:
+            assert np.array_equal(_bits(exact), _bits(fast)), name
+
+
+def test_fast_threads_do_not_change_the_image():
+    plan = _fast_plan("sum_divergence_mosaic")
+    images = [api.render(plan, engine="c", threads=t)[0] for t in (1, 2, 3, 0)]
+    for img in images[1:]:
+        assert np.array_equal(_bits(img), _bits(images[0]))
+
+
+def test_fast_on_c_engine_warns_nothing():
+    plan = _fast_plan("sum_divergence_mosaic")
+    said = []
+    img, _, _, name = api.render(plan, engine="c", threads=2, warn=said.append)
+    assert name == "c" and said == [] and img.any()
+
+
+@needs_numba
+@pytest.mark.parametrize("N", [None, 2.5])
+def test_fast_render_entry_point_equals_numba(N):
+    """c_engine.render itself takes ip[I_FAST] (it used to refuse it)."""
+    from nbsim.engines import numba_engine
+
+    def numba_run(*a):
+        numba_engine.render(2, *a)
+    plan = _plan(FAST_PLANS["sum_divergence_mosaic"])
+    c_out, c_omega = _raw_render(_c_run, plan, True, N=N)
+    n_out, n_omega = _raw_render(numba_run, plan, True, N=N)
+    assert np.array_equal(_bits(c_out), _bits(n_out))
+    assert np.array_equal(_bits(c_omega), _bits(n_omega))
+    assert c_out.any()
+
+
+# every SIMD flavour of the lattice sum gives the same bits
+
+FLAVOURS = ("scalar", "sse2", "avx2", "avx512")
+
+
+def _flavours_here():
+    best = c_engine.simd_flavour()
+    if best in ("generic", "scalar"):
+        return ["scalar", best]
+    return list(FLAVOURS[:FLAVOURS.index(best) + 1])
+
+
+def _same_or_nan(a, b):
+    """Same bits, except that any NaN equals any NaN (which NaN an operation on two
+    NaNs returns depends on the operand order the compiler picked)."""
+    a, b = np.asarray(a), np.asarray(b)
+    nan_a, nan_b = np.isnan(a), np.isnan(b)
+    return (np.array_equal(nan_a, nan_b)
+            and np.array_equal(_bits(np.where(nan_a, 0.0, a)), _bits(np.where(nan_b, 0.0, b))))
+
+
+def _nasty_tables(seed, M):
+    """Transposed lattice tables and scattering vectors whose indices include exact
+    integers, half-integers (rounding ties), -0.0, tiny, large and non-finite values."""
+    r = np.random.default_rng(seed)
+    tT = r.standard_normal((9, M)) * 30.0
+    special = np.array([0.0, -0.0, 1.0, -3.0, 0.5, -2.5, 7.5, 1e-310, -5e-324, 1e-17,
+                        2.0 ** 40 + 0.5, -(2.0 ** 45), 12345.999999999, np.nan, np.inf,
+                        -np.inf, 3.0000000000000004, 0.49999999999999994])
+    tT[0, :len(special)] = special[:M]
+    tT[4, M // 2:M // 2 + len(special)] = special[:M - M // 2]
+    tT[8] = np.round(tT[8])                           # whole numbers along c*
+    sc = r.standard_normal((5, 3))
+    sc[0] = (1.0, 0.0, 0.0)                           # h = tT[0], k = tT[3], l = tT[6]
+    sc[1] = (0.0, 1.0, 0.0)
+    sc[2] = (0.0, 0.0, 1.0)
+    return tT, sc
+
+
+@needs_numba
+@pytest.mark.parametrize("N", [(5.0, 7.0, 3.0), (1.0, 4.0, 3.0), (6.0, 1.0, 0.5),
+                               (1.0, 1.0, 1.0), (2.5, 10.0, 33.0), (np.nan, 2.0, 1.0)])
+@pytest.mark.parametrize("M", [1, 3, 8, 37])
+def test_fast_lattice_sum_flavours_equal_numba(N, M):
+    from nbsim.engines import numba_kernel as nk
+    import warnings
+    tT, sc = _nasty_tables(M, M)
+    for n in (1, 2, len(sc)):
+        hkl = np.zeros((4, n * M))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            want = nk._fast_batch_sum(tT, sc, n, N[0], N[1], N[2], hkl)
+        for flavour in _flavours_here():
+            got, out, used = c_engine.fast_lattice_sum(tT, sc[:n], *N, flavour=flavour)
+            assert used == flavour
+            assert _same_or_nan(np.array([got]), np.array([want])), (flavour, n, got, want)
+            assert _same_or_nan(out, hkl[3]), (flavour, n)
+
+
+@needs_numba
+@pytest.mark.parametrize("name", ["sum_divergence_mosaic", "unit_axes_per_source",
+                                  "c_parity_sum"])
+def test_fast_render_flavours_equal_numba(name, monkeypatch):
+    plan = _fast_plan(name)
+    ref = api.render(plan, engine="numba", threads=1)
+    for flavour in _flavours_here():
+        monkeypatch.setenv("NBSIM_SIMD", flavour)
+        assert c_engine.simd_flavour() == flavour
+        got = api.render(plan, engine="c", threads=2)
+        _assert_same_render(ref, [got])

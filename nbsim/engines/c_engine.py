@@ -31,7 +31,6 @@ import os
 
 import numpy as np
 
-from ..errors import NbsimError
 from . import params as P
 
 try:
@@ -69,6 +68,13 @@ def have_openmp():
     """True when the extension was compiled with OpenMP (else it renders serially)."""
     _require()
     return bool(lib.nbsim_have_openmp())
+
+
+def simd_flavour():
+    """The instruction set of the -fast lattice sums: "avx512", "avx2", "sse2",
+    "generic" or "scalar" (``NBSIM_SIMD`` may ask for a narrower one; same bits)."""
+    _require()
+    return ffi.string(lib.nbsim_simd_flavour()).decode("ascii")
 
 
 def _require():
@@ -134,16 +140,14 @@ def _threads(threads):
 
 def render(threads, ip, dp, vecs, sources, lat, lat_first, Fhkl, mask, out, omega_rows,
            probe_i, probe_d):
-    """Fill ``out`` (spixels, fpixels) float32, like ``numba_kernel.render``.
+    """Fill ``out`` (spixels, fpixels) float32, like ``numba_kernel.render``
+    (with ``ip[I_FAST]`` too: the -fast path gives the same bits as Numba's).
 
     ``threads`` None or 0 means every core (``os.cpu_count()``).
     """
     _require()
     ip = _check(ip, "ip", np.int64, shape=(P.N_INTS,))
     dp = _check(dp, "dp", np.float64, shape=(P.N_REALS,))
-    if getattr(P, "I_FAST", None) is not None and ip[P.I_FAST] != 0:
-        raise NbsimError("-fast: not available with the C engine (it renders the exact "
-                         "reference arithmetic only); use -engine numba")
     fpixels, spixels = int(ip[P.I_FPIXELS]), int(ip[P.I_SPIXELS])
     if fpixels < 0 or spixels < 0:
         raise ValueError("ip: negative detector size %dx%d" % (fpixels, spixels))
@@ -176,8 +180,31 @@ def render(threads, ip, dp, vecs, sources, lat, lat_first, Fhkl, mask, out, omeg
         _ptr(Fhkl), Fhkl.shape[0], Fhkl.shape[1], Fhkl.shape[2],
         _ptr(mask), _ptr(out, True), _ptr(omega_rows, True), _ptr(probe_i, True),
         _ptr(probe_d, True), _threads(threads))
+    if rc == -3:
+        raise MemoryError("nbsim_render: no memory for the -fast work space")
     if rc != 0:
         raise ValueError("nbsim_render rejected its arguments (code %d)" % rc)
+
+
+def fast_lattice_sum(tT, sc, Na, Nb, Nc, flavour=None):
+    """-fast's lattice sum on its own, for tests: the squared lattice factors of the
+    scattering vectors ``sc`` (n, 3) over the transposed lattice table ``tT`` (9, M),
+    as the Numba kernel's ``_fast_batch_sum``.  Returns (sum, factors (n*M,),
+    flavour used); ``flavour`` as ``NBSIM_SIMD`` (None: the best here)."""
+    _require()
+    tT = _check(tT, "tT", np.float64, ndim=2)
+    if tT.shape[0] != 9:
+        raise ValueError("tT: expected shape (9, M), got %s" % (tT.shape,))
+    sc = _check(sc, "sc", np.float64, ndim=2)
+    if sc.shape[1] != 3:
+        raise ValueError("sc: expected shape (n, 3), got %s" % (sc.shape,))
+    out = np.zeros(sc.shape[0] * tT.shape[1], dtype=np.float64)
+    used = ffi.new("const char **")
+    name = ffi.new("char[]", flavour.encode("ascii")) if flavour else ffi.NULL
+    total = lib.nbsim_fast_lattice_sum(_ptr(tT), tT.shape[1], _ptr(sc), sc.shape[0],
+                                       float(Na), float(Nb), float(Nc), _ptr(out, True),
+                                       name, used)
+    return total, out, ffi.string(used[0]).decode("ascii")
 
 
 # ---------------------------------------------------------------------------
@@ -292,5 +319,5 @@ def noise_loop(image, xmin, xmax, ymin, ymax, adc_offset, idum, state, out):
     return photons[0], int(overloads[0])
 
 
-__all__ = ["available", "have_openmp", "render", "accumulate_stats", "deviation",
+__all__ = ["available", "have_openmp", "simd_flavour", "render", "fast_lattice_sum", "accumulate_stats", "deviation",
            "to_uint16", "to_uint8", "noise_loop", "ran1", "gammln", "gaussdev", "poidev"]
