@@ -313,6 +313,10 @@ def write_outputs(res, out=None):
 
 def main(argv=None):
     args = list(sys.argv[1:] if argv is None else argv)
+    if "numpy" not in sys.modules:
+        # nbsim does no linear algebra; an idle BLAS thread pool only competes with
+        # the rendering threads for the cores
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     try:
         return run(args)
     except NbsimError as exc:

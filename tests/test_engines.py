@@ -54,10 +54,10 @@ def test_active_reports_the_engine_that_ran(engine, tmp_path, capsys):
 
 
 @needs_c
-def test_auto_falls_back_to_c_with_one_warning_when_numba_is_missing(tmp_path):
-    # -fast makes "auto" want Numba even for a small job
+def test_auto_falls_back_to_c_with_one_warning_when_numba_is_missing(tmp_path, monkeypatch):
+    # a job too big for the small-job shortcut makes "auto" want Numba
     case = gc.load_case("cubic_default_F")
-    proc = run_without_numba(gc.args_for_mode(case) + ["-fast"], str(tmp_path))
+    proc = run_without_numba(gc.args_for_mode(case) + ["-oversample", "40"], str(tmp_path))
     assert proc.returncode == 0, proc.stderr
     warnings = [line for line in proc.stderr.splitlines() if "Numba is not available" in line]
     assert len(warnings) == 1 and "using the C engine" in warnings[0]
