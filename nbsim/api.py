@@ -187,9 +187,23 @@ def _run_traced(ip, *arrays):
         numba_kernel.render(ip, *arrays)
 
 
+def default_threads():
+    """Thread count when -threads is not given: $NBSIM_THREADS, else $OMP_NUM_THREADS
+    (so "OMP_NUM_THREADS=1 nanoBragg ..." means what it means for the reference), else
+    None: every core."""
+    import os
+    for var in ("NBSIM_THREADS", "OMP_NUM_THREADS"):
+        value = os.environ.get(var, "").split(",")[0].strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return None
+
+
 def render(plan: Plan, engine="auto", threads=None, warn=None, trace=False) -> Rendered:
     """Run the pixel loop (twice when interpolation may switch itself off)."""
     name = choose_engine(plan, engine, warn=warn)
+    if threads is None:
+        threads = default_threads()
     if trace and name == "c":
         name = "numba"
     ip, dp, vecs, mask = pack_plan(plan)

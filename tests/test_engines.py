@@ -83,3 +83,16 @@ def test_asking_for_numba_without_numba_is_an_error(tmp_path):
     assert len(err) == 1 and "-engine numba: not available here" in err[0]
     assert proc.stderr.rstrip().splitlines()[-1] == err[0] and "Traceback" not in proc.stderr
     assert os.listdir(str(tmp_path)) == []
+
+
+def test_thread_count_follows_the_environment(monkeypatch):
+    from nbsim.api import default_threads
+    monkeypatch.delenv("NBSIM_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert default_threads() is None
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert default_threads() == 1
+    monkeypatch.setenv("NBSIM_THREADS", "3")
+    assert default_threads() == 3
+    monkeypatch.setenv("NBSIM_THREADS", "many")
+    assert default_threads() == 1
