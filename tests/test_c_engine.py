@@ -252,10 +252,12 @@ def c_helpers(monkeypatch):
         monkeypatch.setattr(numba_loops, name, refuse)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("name", G.case_names())
-def test_golden_case_c_engine(name, tmp_path, c_helpers):
+def test_golden_case_c_engine(name, threads, tmp_path, c_helpers):
     case = G.load_case(name)
-    code, out = G.run_in_process(case, str(tmp_path), extra_args=["-engine", "c", "-threads", "2"])
+    code, out = G.run_in_process(case, str(tmp_path),
+                                 extra_args=["-engine", "c", "-threads", str(threads)])
     problems = G.compare(case, str(tmp_path), code, out)
     assert not problems, "\n".join(problems)
     if case["exit_code"] == 0:
