@@ -34,6 +34,18 @@ def _unit(x, y, z):
 
 
 @njit(inline="always")
+def _rotate_about(vx, vy, vz, ax, ay, az, phi):
+    """Rotate (vx, vy, vz) by phi about the unit axis (ax, ay, az), Rodrigues' form in
+    the same operation order as nbsim.vec.rotate_axis."""
+    sp = math.sin(phi)
+    cp = math.cos(phi)
+    dd = (ax * vx + ay * vy + az * vz) * (1.0 - cp)
+    return (ax * dd + vx * cp + (-az * vy + ay * vz) * sp,
+            ay * dd + vy * cp + (+az * vx - ax * vz) * sp,
+            az * dd + vz * cp + (-ay * vx + ax * vy) * sp)
+
+
+@njit(inline="always")
 def _sincg(x, n):
     if x == 0.0:
         return n
@@ -328,23 +340,12 @@ def _render_row(spixel, ip, dp, vecs, sources, lat, lat_first, Fhkl, mask, out, 
                     pz = Fdet * f2 + Sdet * s2 + Odet * o2 + p2
                     if curved != 0:
                         # pixel coordinates become angles about the detector axes
-                        vx = distance * bm0
-                        vy = distance * bm1
-                        vz = distance * bm2
-                        phi = py / distance
-                        sp = math.sin(phi)
-                        cp = math.cos(phi)
-                        dd = (s0 * vx + s1 * vy + s2 * vz) * (1.0 - cp)
-                        nx = s0 * dd + vx * cp + (-s2 * vy + s1 * vz) * sp
-                        ny = s1 * dd + vy * cp + (+s2 * vx - s0 * vz) * sp
-                        nz = s2 * dd + vz * cp + (-s1 * vx + s0 * vy) * sp
-                        phi = pz / distance
-                        sp = math.sin(phi)
-                        cp = math.cos(phi)
-                        dd = (f0 * nx + f1 * ny + f2 * nz) * (1.0 - cp)
-                        px = f0 * dd + nx * cp + (-f2 * ny + f1 * nz) * sp
-                        py = f1 * dd + ny * cp + (+f2 * nx - f0 * nz) * sp
-                        pz = f2 * dd + nz * cp + (-f1 * nx + f0 * ny) * sp
+                        # (both angles are read before the position is replaced)
+                        phi_s = py / distance
+                        phi_f = pz / distance
+                        nx, ny, nz = _rotate_about(distance * bm0, distance * bm1,
+                                                   distance * bm2, s0, s1, s2, phi_s)
+                        px, py, pz = _rotate_about(nx, ny, nz, f0, f1, f2, phi_f)
                     airpath = math.sqrt(px * px + py * py + pz * pz)
                     dx = px
                     dy = py
