@@ -132,7 +132,7 @@ def config_from_args(args, warn=_warn):
         w = args[i]
         if w in NBSIM_FLAGS:
             n = NBSIM_FLAGS[w]
-            if i + n >= len(args) + (0 if n else 1) and n:
+            if i + n >= len(args):
                 raise NbsimError("%s: missing value" % w)
             if w == "-engine":
                 opts["engine"] = args[i + 1]

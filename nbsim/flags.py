@@ -527,10 +527,10 @@ def apply_reference_rules(v: dict, args: Sequence[str], extra_flags: dict, warn)
             if rule.action is _cell:
                 vals = list(args[i + 1:i + 7])
                 if canonical:
+                    # like the reference, stop at the first word that starts with '-'
+                    # (so a negative cell value ends the list too)
                     taken = 0
                     for w in vals:
-                        if w.startswith("-") and not _FLOAT_RE.match(w):
-                            break
                         if w.startswith("-"):
                             break
                         _check_value(word, w, "f")
