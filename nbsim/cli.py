@@ -326,6 +326,11 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("nanoBragg: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        sys.stdout.flush()
+        print("nanoBragg: error: not enough memory for this job (smaller -detpixels, "
+              "-oversample or step counts?)", file=sys.stderr)
+        return 12
     except BrokenPipeError:   # e.g. "nanoBragg -h | head": not an error worth a traceback
         try:
             sys.stdout = open(os.devnull, "w")

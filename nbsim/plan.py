@@ -32,6 +32,10 @@ AVOGADRO = 6.02214179e23
 WATER_F = 2.57
 WATER_MW = 18.0
 
+# sanity limits: beyond these a run would exhaust memory or never finish
+MAX_PIXELS = 1 << 31
+MAX_STEPS = 1_000_000
+
 BANNER = "nanoBragg nanocrystal diffraction simulator - James Holton and Ken Frankel 5-17-17"
 
 
@@ -156,6 +160,9 @@ def make_plan(cfg: Config, printed_header=None) -> Plan:
         raise NbsimError("-detsize: detector must be at least one pixel (got %dx%d)" % (fpixels, spixels))
     _check_vectors(cfg)
     _check_roi(d.roi, fpixels, spixels)
+    if fpixels * spixels > MAX_PIXELS:
+        raise NbsimError("-detpixels: a %dx%d detector is more than nbsim renders (%d pixels at "
+                         "most)" % (fpixels, spixels, MAX_PIXELS))
 
     # sample size, fluence
     sample_y, sample_z = cr.sample_y, cr.sample_z
@@ -194,6 +201,12 @@ def make_plan(cfg: Config, printed_header=None) -> Plan:
         mu = 1.0 / thick
         emit("WARNING: setting detector attenuation depth to %g m" % mu)
     mosaic_spread, mosaic_domains = sampling.mosaic_domains(cr.mosaic_spread, cr.mosaic_domains, emit)
+    for flag, count in (("-phisteps", phisteps), ("-mosaic_dom", mosaic_domains),
+                        ("-hdivsteps", hdivsteps), ("-vdivsteps", vdivsteps),
+                        ("-dispsteps", dispsteps), ("-thicksteps", thicksteps)):
+        if count > MAX_STEPS:
+            raise NbsimError("%s: %d steps is more than nbsim takes (%d at most)"
+                             % (flag, count, MAX_STEPS))
     hdivrange, hdivstep, hdivsteps = sampling.sane(hdivrange, hdivstep, hdivsteps)
     vdivrange, vdivstep, vdivsteps = sampling.sane(vdivrange, vdivstep, vdivsteps)
     dispersion, dispstep, dispsteps = sampling.sane(dispersion, dispstep, dispsteps)

@@ -59,6 +59,8 @@ def test_help_lists_every_documented_flag(capsys):
     (["-fdet_vector", "0", "0", "1", "-sdet_vector", "0", "0", "2"], "parallel"),
     (["-beam_vector", "nan", "0", "1"], "-beam_vector: components must be finite"),
     (["-phisteps", "-3"], "-phisteps: count must not be negative"),
+    (["-phisteps", "5000000", "-osc", "1"], "-phisteps: 5000000 steps is more than"),
+    (["-detpixels", "100000"], "-detpixels: a 100000x100000 detector"),
 ])
 def test_bad_input_is_one_line_error(args, fragment, capsys, workdir):
     code, out, err = run(BASE + args + OUTS, capsys)
