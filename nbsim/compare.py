@@ -12,7 +12,8 @@ The reference is your own nanoBragg: a compiled binary (``--c-bin`` or
 win over the environment, and a binary wins over a source.  nbsim runs as
 ``python -m nbsim`` unless ``--nbsim`` gives another command (split like a shell
 would); ``--nbsim-arg`` (repeatable) appends arguments for nbsim alone, e.g.
-``--nbsim-arg=-c_parity`` or ``--nbsim-arg=-engine --nbsim-arg=c``.
+``--nbsim-arg=-engine --nbsim-arg=c``. nbsim also gets ``-c_parity`` (so that it
+reproduces the reference's phi=0 carry-over) unless ``--physics`` is given.
 
 Each program runs in its own new, empty temporary folder (nothing is copied into it),
 with ``OMP_NUM_THREADS`` and ``NUMBA_NUM_THREADS`` both set to ``--threads`` (default
@@ -188,6 +189,14 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+def _nbsim_only_args(opts):
+    """Arguments nbsim gets on top of the shared ones: -c_parity unless --physics."""
+    extra = list(opts.nbsim_arg)
+    if not getattr(opts, "physics", False) and "-c_parity" not in extra:
+        extra.append("-c_parity")
+    return extra
+
+
 def _build_parser():
     p = _Parser(
         prog="nb-compare",
@@ -209,6 +218,9 @@ def _build_parser():
     p.add_argument("--nbsim-arg", metavar="ARG", action="append", default=[],
                    help="extra argument for nbsim only, appended after the shared ones; "
                         "repeatable; write --nbsim-arg=-c_parity for values starting with '-'")
+    p.add_argument("--physics", action="store_true",
+                   help="compare nbsim's default (corrected) physics; by default nbsim gets "
+                        "-c_parity so that it reproduces the reference's phi=0 carry-over")
     p.add_argument("--out", metavar="DIR", default="nb-compare-out",
                    help="output folder (default ./nb-compare-out)")
     p.add_argument("--threshold", metavar="X", type=float, default=0.0,
@@ -780,7 +792,7 @@ def main(argv=None) -> int:
             _run_command(ref, args, os.path.join(root, "reference"), env, opts.timeout)
         else:
             _run_source(ref, args, os.path.join(root, "reference"), opts.timeout)
-        _run_command(new, args + list(opts.nbsim_arg), os.path.join(root, "nbsim"), env,
+        _run_command(new, args + _nbsim_only_args(opts), os.path.join(root, "nbsim"), env,
                      opts.timeout)
 
         for run in (ref, new):
@@ -798,7 +810,7 @@ def main(argv=None) -> int:
             "roi": list(opts.roi) if opts.roi else None,
             "threads": opts.threads,
             "args": args,
-            "nbsim_extra_args": list(opts.nbsim_arg),
+            "nbsim_extra_args": _nbsim_only_args(opts),
             "reference": ref.as_json(opts.keep_runs),
             "nbsim": new.as_json(opts.keep_runs),
             "exit_codes_match": ref.exit_code is not None and ref.exit_code == new.exit_code,

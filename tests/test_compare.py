@@ -554,7 +554,9 @@ def test_argument_forwarding_folders_and_threads(tmp_path, monkeypatch):
     assert [c["role"] for c in rec] == ["reference", "nbsim"]
     expected = list(args)
     expected[1] = str(work / "in.hkl")
-    assert rec[0]["argv"] == rec[1]["argv"] == expected == s["args"]
+    # nbsim gets -c_parity on top, so that it reproduces the reference's phi=0 carry-over
+    assert rec[0]["argv"] == rec[1]["argv"][:-1] == expected == s["args"]
+    assert rec[1]["argv"][-1] == "-c_parity"
     assert rec[0]["cwd"] != rec[1]["cwd"]
     for c in rec:
         assert c["listing"] == []                       # fresh, empty folder
@@ -564,6 +566,14 @@ def test_argument_forwarding_folders_and_threads(tmp_path, monkeypatch):
     f = {x["name"]: x for x in s["files"]}["f.bin"]
     assert f["kind"] == "float" and f["shape"] == [3, 4]  # shape from stdout note
     assert s["threads"] == 3
+
+
+def test_physics_flag_compares_the_corrected_physics(tmp_path):
+    code, s, _ = run_cli(tmp_path, default_files(), default_files(), "--physics",
+                         nb_args=["-N", "1"])
+    assert code == 0
+    rec = {c["role"]: c["argv"] for c in calls(tmp_path)}
+    assert rec["reference"] == rec["nbsim"] == ["-N", "1"]
 
 
 def test_nbsim_only_arguments(tmp_path):
