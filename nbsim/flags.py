@@ -520,6 +520,13 @@ def apply_reference_rules(v: dict, args: Sequence[str], extra_flags: dict, warn)
                 if available < 1 or "rand" not in args[i + 1]:
                     continue
             if available < rule.nvals:
+                if canonical and rule.kinds == "":
+                    # -curved_det takes no value but the reference acts on it only when
+                    # another word follows; as the last word it is ignored there too
+                    warn("%s is ignored as the last word on the command line, as in "
+                         "nanoBragg.c; put it before another flag" % word)
+                    fired_any[i] = True
+                    continue
                 if canonical:
                     raise NbsimError("%s: missing value (needs %d)" % (word, rule.nvals))
                 continue

@@ -162,3 +162,12 @@ def test_unwritable_output_is_an_error_and_leaves_nothing(capsys, workdir):
     os.mkdir("sub")
     code, _, err = run(BASE + ["-floatfile", "nodir/f.bin"], capsys)
     assert code != 0 and "nodir/f.bin" in err
+
+
+def test_curved_det_as_last_word_is_ignored_like_the_reference(capsys):
+    cfg, _ = cli.config_from_args(["-cell", "100", "-default_F", "1", "-curved_det"],
+                                  warn=lambda m: print("WARN " + m))
+    assert not cfg.detector.curved
+    assert "-curved_det is ignored as the last word" in capsys.readouterr().out
+    cfg, _ = cli.config_from_args(["-curved_det", "-cell", "100", "-default_F", "1"])
+    assert cfg.detector.curved
