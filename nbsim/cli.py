@@ -48,7 +48,7 @@ FLAG_DEFAULTS = {
     "-pgmfile": "image.pgm", "-scale": "auto (55000/max)", "-pgmscale": "auto",
     "-adc": "40", "-polar": "0 (unpolarized)", "-fudge": "1", "-seed": "the time",
     "-mosaic_seed": "12345678", "-misset_seed": "the time (not -seed)", "-water": "0",
-    "-source_distance": "10000", "-xtalsize": "from -N", "-roi": "whole detector",
+"-xtalsize": "from -N", "-roi": "whole detector",
     "-interpolate": "auto: on if any N <= 2", "-round_div": "on",
 }
 

@@ -234,6 +234,11 @@ def _nothing(v, vals):
     pass
 
 
+def _ignored_source_distance(v, vals):
+    v.setdefault("_ignored", []).append("-source_distance has no effect in nanoBragg.c "
+                                        "(sources are directions); nbsim ignores it too")
+
+
 R = Rule
 # The order below is the reference's order; it matters (later rules win, and
 # ``stop`` hides a word from the rest).
@@ -316,9 +321,11 @@ REFERENCE_RULES: Tuple[Rule, ...] = (
     R(("-close_distance",), _has("-close_distance"), 1, "f",
       _set_pivot(Pivot.SAMPLE, "close_distance", 1 / 1000.0), False,
       "crystal to detector plane distance (mm)"),
-    R(("-source_distance", "-source_dist"), _has("-source_dist"), 1, "f",
-      _setf("source_distance", divide=1000.0), False,
-      "x-ray source distance (mm; nbsim only: the reference ignores it)"),
+    # the reference has this flag commented out: its default 10 m source distance only
+    # scales vectors that are normalised anyway. Accepted and ignored, with a warning, so
+    # that scripts written for it keep working and the bits stay the reference's.
+    R(("-source_distance", "-source_dist"), _has("-source_dist"), 1, "f", _ignored_source_distance,
+      False, "x-ray source distance (mm); ignored, as nanoBragg.c ignores it"),
     R(("-detector_abs", "-detector_absorb", "-detector_absorption"), _has("-detector_abs"), 1,
       "s", _detector_abs, False, "sensor attenuation depth (um), or inf"),
     R(("-detector_thick",), _has_len("-detector_thick", 15), 1, "f",
@@ -569,11 +576,12 @@ def apply_reference_rules(v: dict, args: Sequence[str], extra_flags: dict, warn)
 
 
 def implicit_switch_warnings(v):
-    """One-line warnings for the convention and pivot changes the reference makes silently.
+    """One-line warnings for the convention and pivot changes the reference makes silently,
+    and for flags it accepts but ignores.
 
     Pops the bookkeeping keys the rules leave in ``v``.
     """
-    out = []
+    out = list(dict.fromkeys(v.pop("_ignored", [])))
     customs = v.pop("_implicit", [])
     if customs:
         names = sorted({"-" + ("spindle_axis" if k == "spindle_vector" else k) for _, k in customs})

@@ -171,3 +171,12 @@ def test_curved_det_as_last_word_is_ignored_like_the_reference(capsys):
     assert "-curved_det is ignored as the last word" in capsys.readouterr().out
     cfg, _ = cli.config_from_args(["-curved_det", "-cell", "100", "-default_F", "1"])
     assert cfg.detector.curved
+
+
+def test_source_distance_is_accepted_and_ignored_like_the_reference(capsys):
+    base = ["-cell", "100", "-default_F", "1", "-divergence", "0.3"]
+    cfg, _ = cli.config_from_args(base + ["-source_distance", "500"],
+                                  warn=lambda m: print("WARN " + m))
+    assert cfg == cli.config_from_args(base)[0].replace(seed=cfg.noise.seed,
+                                                        misset_seed=cfg.crystal.misset_seed)
+    assert "-source_distance has no effect" in capsys.readouterr().out
