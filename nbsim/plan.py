@@ -188,7 +188,10 @@ def make_plan(cfg: Config, printed_header=None) -> Plan:
             (cr.mat_file is None and (cr.cell is None or cr.cell[0] == 0.0)):
         what = "no cell (-cell or -mat)" if (cr.mat_file is None and (cr.cell is None or cr.cell[0] == 0.0)) \
             else "no structure factors (-hkl, -default_F or %s)" % cr.dump_file
-        raise MissingInputs(what, printed="\n".join(log))
+        printed = "".join(line + "\n" for line in log)
+        if log[-1].startswith("ERROR: no hkl file"):
+            printed = printed[:-1]   # the reference prints the usage right after it
+        raise MissingInputs(what, printed=printed)
 
     # sampling decisions
     osc, phistep, phisteps = sampling.phi_steps(cr.osc, cr.phistep, cr.phisteps)

@@ -84,6 +84,7 @@ def test_missing_structure_factors_prints_usage_exit_9(capsys, workdir):
 def test_missing_cell_prints_usage_exit_9(capsys, workdir):
     code, out, _ = run(["-default_F", "100", "-detpixels", "16"], capsys)
     assert code == 9 and "usage: nanoBragg" in out
+    assert out.splitlines()[0].endswith("Ken Frankel 5-17-17")   # banner on its own line
 
 
 def test_substring_quirks_are_reproduced_with_a_warning(capsys):
