@@ -503,6 +503,16 @@ def _check_value(flag, word, kind):
         raise NbsimError("%s: expected an integer, got '%s'" % (flag, word))
 
 
+def _hint(word):
+    """' (did you mean ...?)' for a near miss; nanoBragg.c would ignore the word silently."""
+    import difflib
+    names = sorted({n for rule in REFERENCE_RULES for n in rule.names})
+    close = difflib.get_close_matches(word, names, n=2, cutoff=0.75)
+    if not close:
+        return ""
+    return " (did you mean %s? nanoBragg.c would silently ignore it)" % " or ".join(close)
+
+
 def apply_reference_rules(v: dict, args: Sequence[str], extra_flags: dict, warn) -> None:
     """Apply the reference's rules to ``args`` (argv without the program name)."""
     n = len(args)
@@ -563,6 +573,10 @@ def apply_reference_rules(v: dict, args: Sequence[str], extra_flags: dict, warn)
                 warn("%s also acts as %s here, as in nanoBragg.c (it contains that flag's "
                      "name)%s" % (word, rule.names[0],
                                   (": it reads %s" % " ".join(vals)) if vals else ""))
+                # the words it read are its values, not stray arguments
+                for j in range(len(vals)):
+                    if rule.kinds[j:j + 1] not in ("", "?"):
+                        consumed[i + 1 + j] = True
             rule.action(v, vals)
             fired_any[i] = True
             if rule.stop:
@@ -571,7 +585,7 @@ def apply_reference_rules(v: dict, args: Sequence[str], extra_flags: dict, warn)
         if consumed[i] or fired_any[i]:
             continue
         if word.startswith("-") and not _FLOAT_RE.match(word):
-            raise NbsimError("unknown flag %s (see -h for the list)" % word)
+            raise NbsimError("unknown flag %s%s (see -h for the list)" % (word, _hint(word)))
         raise NbsimError("unexpected argument '%s' (no flag takes it)" % word)
 
 

@@ -38,6 +38,7 @@ def test_help_lists_every_documented_flag(capsys):
 
 @pytest.mark.parametrize("args, fragment", [
     (["-bogus"], "unknown flag -bogus"),
+    (["-dispstep", "3"], "unknown flag -dispstep (did you mean -dispsteps"),
     (["-lambda"], "-lambda: missing value"),
     (["-lambda", "abc"], "-lambda: expected a number, got 'abc'"),
     (["-N", "2.5"], "-N: expected an integer"),
@@ -181,3 +182,10 @@ def test_source_distance_is_accepted_and_ignored_like_the_reference(capsys):
     assert cfg == cli.config_from_args(base)[0].replace(seed=cfg.noise.seed,
                                                         misset_seed=cfg.crystal.misset_seed)
     assert "-source_distance has no effect" in capsys.readouterr().out
+
+
+def test_values_read_by_a_substring_match_are_not_stray(capsys):
+    cfg, _ = cli.config_from_args(["-cell", "100", "-default_F", "1", "-Xbeam_mm", "5"],
+                                  warn=lambda m: print("WARN " + m))
+    assert cfg.detector.xbeam == 0.005
+    assert "-Xbeam_mm also acts as -Xbeam" in capsys.readouterr().out
