@@ -19,6 +19,7 @@ from typing import List, Optional
 
 import numpy as np
 
+from . import __version__
 from . import crystal as crystal_mod
 from . import geometry, rng, sampling
 from .config import Config, Shape
@@ -36,7 +37,9 @@ WATER_MW = 18.0
 MAX_PIXELS = 1 << 31
 MAX_STEPS = 1_000_000
 
-BANNER = "nanoBragg nanocrystal diffraction simulator - James Holton and Ken Frankel 5-17-17"
+# nbsim's own first line where nanoBragg.c prints its banner (only the statistics lines
+# are part of stdout parity)
+BANNER = "nbsim %s: nanoBragg-compatible nanocrystal diffraction simulator" % __version__
 
 
 class MissingInputs(NbsimError):
