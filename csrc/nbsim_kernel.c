@@ -95,6 +95,23 @@ typedef struct {
 
 
 /* sin(n x) / sin(x), with its limit n at x == 0. */
+/* Divide (x, y, z) by its length in place; a zero vector becomes (0, 0, 0).
+ * Returns the length. */
+static inline double unit3(double *x, double *y, double *z)
+{
+    double mag = sqrt(*x * *x + *y * *y + *z * *z);
+    if (mag != 0.0) {
+        *x = *x / mag;
+        *y = *y / mag;
+        *z = *z / mag;
+    } else {
+        *x = 0.0;
+        *y = 0.0;
+        *z = 0.0;
+    }
+    return mag;
+}
+
 static inline double sincg(double x, double n)
 {
     if (x == 0.0)
@@ -525,13 +542,13 @@ static void render_row(const kernel_t *K, const scratch_t *W, int64_t spixel)
                              * stays normalised for the following sources. */
                             double mag, cos2theta, cos2theta_sqr, sin2theta_sqr, psi;
                             mag = sqrt(ix * ix + iy * iy + iz * iz);
-                            if (mag != 0.0) {
+                            if (mag != 0.0) {   /* a vector too small to measure is left as it is */
                                 ix = ix / mag;
                                 iy = iy / mag;
                                 iz = iz / mag;
                             }
                             mag = sqrt(dx * dx + dy * dy + dz * dz);
-                            if (mag != 0.0) {
+                            if (mag != 0.0) {   /* a vector too small to measure is left as it is */
                                 dx = dx / mag;
                                 dy = dy / mag;
                                 dz = dz / mag;
@@ -545,29 +562,11 @@ static void render_row(const kernel_t *K, const scratch_t *W, int64_t spixel)
                                 double uy = ax2 * ix - ax0 * iz;
                                 double uz = ax0 * iy - ax1 * ix;
                                 double ex, ey, ez, e_out, b_out;
-                                mag = sqrt(ux * ux + uy * uy + uz * uz);
-                                if (mag != 0.0) {
-                                    ux = ux / mag;
-                                    uy = uy / mag;
-                                    uz = uz / mag;
-                                } else {
-                                    ux = 0.0;
-                                    uy = 0.0;
-                                    uz = 0.0;
-                                }
+                                unit3(&ux, &uy, &uz);
                                 ex = iy * uz - iz * uy;
                                 ey = iz * ux - ix * uz;
                                 ez = ix * uy - iy * ux;
-                                mag = sqrt(ex * ex + ey * ey + ez * ez);
-                                if (mag != 0.0) {
-                                    ex = ex / mag;
-                                    ey = ey / mag;
-                                    ez = ez / mag;
-                                } else {
-                                    ex = 0.0;
-                                    ey = 0.0;
-                                    ez = 0.0;
-                                }
+                                unit3(&ex, &ey, &ez);
                                 e_out = dx * ex + dy * ey + dz * ez;
                                 b_out = dx * ux + dy * uy + dz * uz;
                                 psi = -atan2(b_out, e_out);
