@@ -287,6 +287,12 @@ def _variants(engines, fast):
     return out
 
 
+def nbsim_command():
+    """The installed ``nanoBragg`` command, else ``python -m nbsim``."""
+    found = shutil.which("nanoBragg")
+    return [found] if found else [sys.executable, "-m", "nbsim"]
+
+
 def _probe_version(cmd):
     try:
         proc = subprocess.run(list(cmd) + ["-version"], stdin=subprocess.DEVNULL,
@@ -436,11 +442,7 @@ def main(argv=None):
         sys.stderr.write("bench/run.py: bad --workloads/--runs/--warmup/--threads/--engines\n")
         return 2
 
-    if opts.nbsim_cmd:
-        nbsim_cmd = shlex.split(opts.nbsim_cmd)
-    else:
-        found = shutil.which("nanoBragg")
-        nbsim_cmd = [found] if found else [sys.executable, "-m", "nbsim"]
+    nbsim_cmd = shlex.split(opts.nbsim_cmd) if opts.nbsim_cmd else nbsim_command()
     c_bin = opts.c_bin or os.environ.get("NB_C_BIN") or None
     ref_cmd = [os.path.abspath(c_bin)] if c_bin else None
 

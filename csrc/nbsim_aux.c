@@ -76,19 +76,29 @@ void nbsim_deviation(const float *img, int64_t spixels, int64_t fpixels,
 void nbsim_to_uint16(const float *img, int64_t spixels, int64_t fpixels,
                      const int64_t *roi, double scale, double offset, uint16_t *out)
 {
+    /* only the roi is visited; the rest of out is left as it is */
+    const int64_t f_lo = roi[0] > 0 ? roi[0] : 0;
+    const int64_t f_hi = roi[1] < fpixels - 1 ? roi[1] : fpixels - 1;
+    const int64_t s_lo = roi[2] > 0 ? roi[2] : 0;
+    const int64_t s_hi = roi[3] < spixels - 1 ? roi[3] : spixels - 1;
     int64_t s, f;
-    for (s = 0; s < spixels; s++) {
-        for (f = 0; f < fpixels; f++) {
-            double t;
-            if (f < roi[0] || f > roi[1] || s < roi[2] || s > roi[3])
-                continue;
-            t = (double)img[s * fpixels + f] * scale + offset;
+    for (s = s_lo; s <= s_hi; s++) {
+        const float *row = img + s * fpixels;
+        uint16_t *orow = out + s * fpixels;
+        for (f = f_lo; f <= f_hi; f++) {
+            double t = (double)row[f] * scale + offset;
+            float r;
             if (t > 65535.0)
                 t = 65535.0;
             if (t < 0.0)
                 t = 0.0;
-            /* through int64 so that a NaN ends up as 0, as in the Numba version */
-            out[s * fpixels + f] = (uint16_t)(int64_t)floorf((float)(t + 0.5));
+            if (t != t) {           /* NaN: 0, as in the Numba version */
+                orow[f] = 0;
+                continue;
+            }
+            /* r >= 0.5 here, so truncation is floor (and needs no libm call) */
+            r = (float)(t + 0.5);
+            orow[f] = (uint16_t)(int64_t)r;
         }
     }
 }

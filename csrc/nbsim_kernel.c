@@ -66,6 +66,7 @@ typedef struct {
 
     const double *sources;
     int64_t nsources, source_stride;
+    double *frames;     /* [nsources][9]: see polar_frames */
     const double *lat, *lat_first;
     int64_t phisteps, domains;
     const double *Fhkl;
@@ -110,6 +111,39 @@ static inline double unit3(double *x, double *y, double *z)
         *z = 0.0;
     }
     return mag;
+}
+
+
+/* Per source: the unit incident direction i, then b = unit(axis x i) and
+ * e = unit(i x b), the frame of the Kahn polarization factor.  They depend on the
+ * source alone (the reference rebuilds them for every pixel); built once, with the
+ * Numba kernel's _polar_frames operations, they have the same bits. */
+static void polar_frames(const kernel_t *K, double *frames)
+{
+    int64_t source;
+    for (source = 0; source < K->nsources; source++) {
+        const double *src = K->sources + source * K->source_stride;
+        double *fr = frames + 9 * source;
+        double ix = -src[0], iy = -src[1], iz = -src[2];
+        double bx, by, bz, ex, ey, ez;
+        double mag = sqrt(ix * ix + iy * iy + iz * iz);
+        if (mag != 0.0) {   /* a vector too small to measure is left as it is */
+            ix = ix / mag;
+            iy = iy / mag;
+            iz = iz / mag;
+        }
+        bx = K->ax1 * iz - K->ax2 * iy;
+        by = K->ax2 * ix - K->ax0 * iz;
+        bz = K->ax0 * iy - K->ax1 * ix;
+        unit3(&bx, &by, &bz);
+        ex = iy * bz - iz * by;
+        ey = iz * bx - ix * bz;
+        ez = ix * by - iy * bx;
+        unit3(&ex, &ey, &ez);
+        fr[0] = ix; fr[1] = iy; fr[2] = iz;
+        fr[3] = bx; fr[4] = by; fr[5] = bz;
+        fr[6] = ex; fr[7] = ey; fr[8] = ez;
+    }
 }
 
 static inline double sincg(double x, double n)
@@ -537,38 +571,25 @@ static void render_row(const kernel_t *K, const scratch_t *W, int64_t spixel)
                         }
 
                         if (polar == 0.0 || K->os_polar != 0) {
-                            /* Kahn polarization factor.  Both directions are
-                             * normalised in place first, and the diffracted one
-                             * stays normalised for the following sources. */
+                            /* Kahn polarization factor.  The diffracted direction
+                             * is normalised in place first (and stays normalised for
+                             * the following sources); the incident one and its
+                             * frame come from polar_frames. */
+                            const double *fr = K->frames + 9 * source;
                             double mag, cos2theta, cos2theta_sqr, sin2theta_sqr, psi;
-                            mag = sqrt(ix * ix + iy * iy + iz * iz);
-                            if (mag != 0.0) {   /* a vector too small to measure is left as it is */
-                                ix = ix / mag;
-                                iy = iy / mag;
-                                iz = iz / mag;
-                            }
                             mag = sqrt(dx * dx + dy * dy + dz * dz);
                             if (mag != 0.0) {   /* a vector too small to measure is left as it is */
                                 dx = dx / mag;
                                 dy = dy / mag;
                                 dz = dz / mag;
                             }
-                            cos2theta = ix * dx + iy * dy + iz * dz;
+                            cos2theta = fr[0] * dx + fr[1] * dy + fr[2] * dz;
                             cos2theta_sqr = cos2theta * cos2theta;
                             sin2theta_sqr = 1.0 - cos2theta_sqr;
                             psi = 0.0;
                             if (kahn != 0.0) {
-                                double ux = ax1 * iz - ax2 * iy;
-                                double uy = ax2 * ix - ax0 * iz;
-                                double uz = ax0 * iy - ax1 * ix;
-                                double ex, ey, ez, e_out, b_out;
-                                unit3(&ux, &uy, &uz);
-                                ex = iy * uz - iz * uy;
-                                ey = iz * ux - ix * uz;
-                                ez = ix * uy - iy * ux;
-                                unit3(&ex, &ey, &ez);
-                                e_out = dx * ex + dy * ey + dz * ez;
-                                b_out = dx * ux + dy * uy + dz * uz;
+                                double e_out = dx * fr[6] + dy * fr[7] + dz * fr[8];
+                                double b_out = dx * fr[3] + dy * fr[4] + dz * fr[5];
                                 psi = -atan2(b_out, e_out);
                             }
                             polar = 0.5 * (1.0 + cos2theta_sqr - kahn * cos(2.0 * psi) * sin2theta_sqr);
@@ -782,7 +803,7 @@ int nbsim_render(const int64_t *ip, const double *dp, const double *vecs,
 {
     kernel_t K;
     int64_t spixel, spixels;
-    double *tables = NULL, *work = NULL;
+    double *tables = NULL, *work = NULL, *frames = NULL;
     const char *simd;
     size_t per_thread = 0;
 
@@ -915,6 +936,15 @@ int nbsim_render(const int64_t *ip, const double *dp, const double *vecs,
         K.fast_lattice_sum = choose_fast_sum(getenv("NBSIM_SIMD"), &simd);
     }
 
+    frames = (double *)malloc(sizeof(double) * 9 * (size_t)(nsources > 0 ? nsources : 1));
+    if (frames == NULL) {
+        free(tables);
+        free(work);
+        return -3;
+    }
+    K.frames = frames;
+    polar_frames(&K, frames);
+
     spixels = K.spixels;
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nthreads)
@@ -934,6 +964,7 @@ int nbsim_render(const int64_t *ip, const double *dp, const double *vecs,
             render_row(&K, &W, spixel);
     }
 #endif
+    free(frames);
     free(tables);
     free(work);
     return 0;

@@ -6,11 +6,36 @@ Python function and ``prange`` is ``range``, so helpers written for Numba still 
 (slowly) and the C engine can take over the heavy kernels.
 """
 import os
+import sys
+
+
+def _import_numba():
+    """Import Numba; under the command line, without letting it load SciPy.
+
+    When its array-math module loads Numba probes for SciPy's BLAS (for np.dot and friends), which imports
+    scipy.linalg: about 0.18 s, a third of a small job's wall time. nbsim's kernels
+    do no linear algebra. The command-line entry point sets NBSIM_HIDE_SCIPY, and
+    then SciPy is hidden for the length of this import only; a library user's
+    process (no variable) keeps Numba's linear algebra.
+    """
+    hide = bool(os.environ.get("NBSIM_HIDE_SCIPY")) and "scipy" not in sys.modules
+    if hide:
+        sys.modules["scipy"] = None     # makes "import scipy..." raise ImportError
+    try:
+        import numba
+        if hide:
+            # the probe runs when this module loads, which is at the first dispatch
+            import numba.np.arraymath  # noqa: F401
+    finally:
+        if hide and "scipy" in sys.modules and sys.modules["scipy"] is None:
+            del sys.modules["scipy"]
+    return numba
+
 
 try:  # pragma: no cover - exercised by the fallback tests in a subprocess
     if os.environ.get("NBSIM_DISABLE_NUMBA"):
         raise ImportError("disabled by NBSIM_DISABLE_NUMBA")
-    import numba as _numba
+    _numba = _import_numba()
     HAVE_NUMBA = True
     NUMBA_IMPORT_ERROR = None
 except ImportError as exc:  # pragma: no cover

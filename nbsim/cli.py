@@ -317,6 +317,8 @@ def main(argv=None):
         # nbsim does no linear algebra; an idle BLAS thread pool only competes with
         # the rendering threads for the cores
         os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    # no user code shares this process: Numba need not load SciPy (see nbsim._jit)
+    os.environ.setdefault("NBSIM_HIDE_SCIPY", "1")
     try:
         return run(args)
     except NbsimError as exc:

@@ -34,7 +34,6 @@ it, in the reference's order, to :func:`random_misset`, :func:`mosaic_umats` and
 :func:`nbsim.noise.noise_image`.
 """
 import ctypes
-import ctypes.util
 import math
 from collections import namedtuple
 
@@ -140,17 +139,25 @@ def ran1(idum, state):
 # single-precision pow, as the C library computes it
 
 
+def _libm_names():
+    # the usual name first: find_library runs ldconfig in a subprocess (~10 ms)
+    yield "libm.so.6"
+    from ctypes.util import find_library
+    name = find_library("m")
+    if name:
+        yield name
+
+
 def _load_libm_powf():
-    name = ctypes.util.find_library("m")
-    if not name:
-        return None
-    try:
-        fn = ctypes.CDLL(name).powf
-    except (OSError, AttributeError):
-        return None
-    fn.restype = ctypes.c_float
-    fn.argtypes = [ctypes.c_float, ctypes.c_float]
-    return fn
+    for name in _libm_names():
+        try:
+            fn = ctypes.CDLL(name).powf
+        except (OSError, AttributeError):
+            continue
+        fn.restype = ctypes.c_float
+        fn.argtypes = [ctypes.c_float, ctypes.c_float]
+        return fn
+    return None
 
 
 _LIBM_POWF = _load_libm_powf()

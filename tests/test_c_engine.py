@@ -296,8 +296,9 @@ def test_statistics_helpers_match_numba(seed):
                 assert _same(tuple(numba_loops.deviation(img, roi_arr, avg)),
                              c_engine.deviation(img, roi_arr, avg))
             for scale, offset in ((1.0, 40.0), (55000.0 / 3e3, 0.0), (1e-3, -5.0), (7.3, 1e5)):
-                want16 = np.zeros(img.shape, np.uint16)
-                got16 = np.full(img.shape, 0, np.uint16)
+                # outside the roi both leave the array as it was
+                want16 = np.full(img.shape, 777, np.uint16)
+                got16 = np.full(img.shape, 777, np.uint16)
                 numba_loops.to_uint16(img, roi_arr, scale, offset, want16)
                 c_engine.to_uint16(img, roi_arr, scale, offset, got16)
                 assert np.array_equal(want16, got16)

@@ -96,3 +96,48 @@ def test_thread_count_follows_the_environment(monkeypatch):
     assert default_threads() == 3
     monkeypatch.setenv("NBSIM_THREADS", "many")
     assert default_threads() == 1
+
+
+# What Numba concluded about SciPy's BLAS, and whether SciPy got loaded, in a fresh
+# interpreter that imports nbsim's JIT module.
+_BLAS_PROBE = """
+import sys
+import nbsim._jit
+import numba.np.arraymath as arraymath
+print("scipy" in sys.modules, arraymath._HAVE_BLAS)
+"""
+
+
+def _blas_probe(hide):
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("NBSIM_HIDE_SCIPY", None)
+    env.pop("NBSIM_DISABLE_NUMBA", None)
+    if hide:
+        env["NBSIM_HIDE_SCIPY"] = "1"
+    done = subprocess.run([sys.executable, "-c", _BLAS_PROBE], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
+def test_command_line_numba_import_skips_scipy():
+    pytest.importorskip("numba", reason="the SciPy shortcut concerns Numba's import only")
+    # the CLI sets NBSIM_HIDE_SCIPY: Numba then neither loads SciPy nor claims BLAS
+    assert _blas_probe(hide=True) == ["False", "False"]
+
+
+def test_library_numba_import_keeps_scipy_blas():
+    pytest.importorskip("numba", reason="the SciPy shortcut concerns Numba's import only")
+    pytest.importorskip("scipy", reason="without SciPy, Numba has no BLAS to keep")
+    # a library user's process is left alone: Numba's linear algebra keeps working
+    assert _blas_probe(hide=False) == ["True", "True"]
+
+
+def test_cli_sets_the_scipy_switch_for_its_own_process():
+    code = ("import os, sys\nfrom nbsim.cli import main\n"
+            "main(['-version'])\nprint(os.environ.get('NBSIM_HIDE_SCIPY'))")
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("NBSIM_HIDE_SCIPY", None)
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.stdout.split()[-1] == "1", done.stdout + done.stderr

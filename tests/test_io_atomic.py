@@ -16,6 +16,22 @@ def test_writes_and_replaces(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
 
 
+def test_parts_are_written_in_order_without_joining(tmp_path):
+    import numpy as np
+    img = np.arange(6, dtype=np.float32).reshape(2, 3)
+    target = tmp_path / "parts.bin"
+    atomic_write_bytes(target, [b"HEAD", img, bytearray(b"!")])
+    assert target.read_bytes() == b"HEAD" + img.tobytes() + b"!"
+
+
+def test_non_contiguous_part_is_refused_and_leaves_nothing(tmp_path):
+    import numpy as np
+    img = np.arange(12, dtype=np.float32).reshape(3, 4)[:, ::2]
+    with pytest.raises(ValueError):
+        atomic_write_bytes(tmp_path / "x.bin", [b"H", img])
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_permissions_like_fopen(tmp_path):
     old = os.umask(0o022)
     try:

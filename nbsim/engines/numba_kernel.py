@@ -33,6 +33,39 @@ def _unit(x, y, z):
     return 0.0, 0.0, 0.0
 
 
+@njit
+def _polar_frames(sources, ax0, ax1, ax2):
+    """Per source: the unit incident direction i, then b = unit(axis x i) and
+    e = unit(i x b), the frame of the Kahn polarization factor.
+
+    They depend on the source alone; the reference rebuilds them for every pixel.
+    Built once here with the same operations on the same values, they have the
+    same bits (both engines build them this way)."""
+    n = sources.shape[0]
+    frames = np.empty((max(n, 1), 9))
+    for source in range(n):
+        ix = -sources[source, 0]
+        iy = -sources[source, 1]
+        iz = -sources[source, 2]
+        mag = math.sqrt(ix * ix + iy * iy + iz * iz)
+        if mag != 0.0:   # a vector too small to measure is left as it is
+            ix = ix / mag
+            iy = iy / mag
+            iz = iz / mag
+        bx, by, bz = _unit(ax1 * iz - ax2 * iy, ax2 * ix - ax0 * iz, ax0 * iy - ax1 * ix)
+        ex, ey, ez = _unit(iy * bz - iz * by, iz * bx - ix * bz, ix * by - iy * bx)
+        frames[source, 0] = ix
+        frames[source, 1] = iy
+        frames[source, 2] = iz
+        frames[source, 3] = bx
+        frames[source, 4] = by
+        frames[source, 5] = bz
+        frames[source, 6] = ex
+        frames[source, 7] = ey
+        frames[source, 8] = ez
+    return frames
+
+
 @njit(inline="always")
 def _rotate_about(vx, vy, vz, ax, ay, az, phi):
     """Rotate (vx, vy, vz) by phi about the unit axis (ax, ay, az), Rodrigues' form in
@@ -209,8 +242,8 @@ def _fast_batch_sum(tT, scb, n, Na, Nb, Nc, hkl):
 
 
 @njit
-def _render_row(spixel, ip, dp, vecs, sources, lat, lat_first, Fhkl, mask, out, omega_rows,
-                probe_i, probe_d):
+def _render_row(spixel, ip, dp, vecs, sources, frames, lat, lat_first, Fhkl, mask, out,
+                omega_rows, probe_i, probe_d):
     fpixels = ip[P.I_FPIXELS]
     roi_xmin = ip[P.I_ROI_XMIN]
     roi_xmax = ip[P.I_ROI_XMAX]
@@ -381,29 +414,24 @@ def _render_row(spixel, ip, dp, vecs, sources, lat, lat_first, Fhkl, mask, out, 
                             if dmin > 0.5 / stol:
                                 continue
                         if polar == 0.0 or os_polar != 0:
-                            # Kahn polarization; like the reference, re-normalise the
-                            # incident and diffracted directions in place first
-                            mag = math.sqrt(ix * ix + iy * iy + iz * iz)
-                            if mag != 0.0:
-                                ix = ix / mag
-                                iy = iy / mag
-                                iz = iz / mag
+                            # Kahn polarization. Like the reference, the diffracted
+                            # direction is re-normalised in place first; the incident
+                            # one and its frame come from _polar_frames.
                             mag = math.sqrt(dx * dx + dy * dy + dz * dz)
                             if mag != 0.0:
                                 dx = dx / mag
                                 dy = dy / mag
                                 dz = dz / mag
-                            cos2theta = ix * dx + iy * dy + iz * dz
+                            cos2theta = (frames[source, 0] * dx + frames[source, 1] * dy
+                                         + frames[source, 2] * dz)
                             cos2theta_sqr = cos2theta * cos2theta
                             sin2theta_sqr = 1 - cos2theta_sqr
                             psi = 0.0
                             if kahn != 0.0:
-                                bx, by, bz = _unit(ax1 * iz - ax2 * iy, ax2 * ix - ax0 * iz,
-                                                   ax0 * iy - ax1 * ix)
-                                ex, ey, ez = _unit(iy * bz - iz * by, iz * bx - ix * bz,
-                                                   ix * by - iy * bx)
-                                e_out = dx * ex + dy * ey + dz * ez
-                                b_out = dx * bx + dy * by + dz * bz
+                                e_out = (dx * frames[source, 6] + dy * frames[source, 7]
+                                         + dz * frames[source, 8])
+                                b_out = (dx * frames[source, 3] + dy * frames[source, 4]
+                                         + dz * frames[source, 5])
                                 psi = -math.atan2(b_out, e_out)
                             polar = 0.5 * (1.0 + cos2theta_sqr - kahn * math.cos(2 * psi) * sin2theta_sqr)
                         if use_first:
@@ -576,6 +604,7 @@ def _render_row(spixel, ip, dp, vecs, sources, lat, lat_first, Fhkl, mask, out, 
 def render(ip, dp, vecs, sources, lat, lat_first, Fhkl, mask, out, omega_rows, probe_i, probe_d):
     """Fill ``out`` (spixels, fpixels) float32; one row per task, any thread count."""
     spixels = ip[P.I_SPIXELS]
+    frames = _polar_frames(sources, vecs[5, 0], vecs[5, 1], vecs[5, 2])
     for spixel in prange(spixels):
-        _render_row(spixel, ip, dp, vecs, sources, lat, lat_first, Fhkl, mask, out, omega_rows,
-                    probe_i, probe_d)
+        _render_row(spixel, ip, dp, vecs, sources, frames, lat, lat_first, Fhkl, mask, out,
+                    omega_rows, probe_i, probe_d)

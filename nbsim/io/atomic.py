@@ -13,8 +13,23 @@ from ..errors import NbsimError
 __all__ = ["atomic_write_bytes"]
 
 
+def _raw_bytes(part):
+    """A byte view of ``part``: arrays are not copied (a 2048x2048 float image
+    is 16 MB, and copying it costs as much as writing it)."""
+    if isinstance(part, (bytes, bytearray)):
+        return part
+    view = memoryview(part)
+    if not view.c_contiguous:
+        raise ValueError("atomic_write_bytes: parts must be C-contiguous")
+    return view.cast("B") if view.ndim != 1 or view.itemsize != 1 else view
+
+
 def atomic_write_bytes(path, data):
-    """Write ``data`` (bytes-like) to ``path`` atomically.
+    """Write ``data`` (bytes-like, or a list of bytes-like parts) to ``path`` atomically.
+
+    Parts are written one after another, so a header and a numpy image can go
+    out without first being joined into one copy (an image's parts may be
+    C-contiguous arrays; their raw bytes are written).
 
     The temporary file is created next to ``path`` (same filesystem, so the
     final ``os.replace`` is atomic) with mode ``0o666`` minus the umask, the
@@ -33,7 +48,8 @@ def atomic_write_bytes(path, data):
         raise NbsimError(f"cannot write '{path}': {exc.strerror}") from None
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            for part in (data if isinstance(data, (list, tuple)) else (data,)):
+                handle.write(_raw_bytes(part))
         os.replace(tmp, path)
     except BaseException as exc:
         try:

@@ -245,8 +245,8 @@ def write_fdump(path, table):
     if tuple(table.F.shape) != shape:
         raise ValueError(f"write_fdump: F has shape {table.F.shape}, the index ranges "
                          f"need {shape}")
-    body = np.ascontiguousarray(table.F, dtype=_DOUBLE).tobytes()
-    atomic_write_bytes(path, format_fdump_header(table) + body)
+    body = np.ascontiguousarray(table.F, dtype=_DOUBLE)
+    atomic_write_bytes(path, [format_fdump_header(table), body])
 
 
 def read_fdump(path):

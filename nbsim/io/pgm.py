@@ -33,5 +33,5 @@ def write_pgm(path, img_uint8, fpixels, spixels, pgm_scale):
     if data.size != operator.index(fpixels) * operator.index(spixels):
         raise ValueError(f"write_pgm: {data.size} pixels given for a "
                          f"{fpixels}x{spixels} image")
-    atomic_write_bytes(path, format_pgm_header(fpixels, spixels, pgm_scale)
-                       + np.ascontiguousarray(data).tobytes())
+    atomic_write_bytes(path, [format_pgm_header(fpixels, spixels, pgm_scale),
+                              np.ascontiguousarray(data)])

@@ -24,7 +24,7 @@ def write_float_image(path, img):
     """
     with np.errstate(over="ignore", invalid="ignore"):   # overflow -> inf, as in C
         data = np.ascontiguousarray(img, dtype=_FLOAT)
-    atomic_write_bytes(path, data.tobytes())
+    atomic_write_bytes(path, data)
 
 
 def read_float_image(path, shape):

@@ -126,8 +126,8 @@ def write_smv(path, header_bytes, data_uint16):
     data = np.asarray(data_uint16)
     if data.dtype != np.uint16:
         raise TypeError(f"write_smv needs uint16 pixels, got {data.dtype}")
-    body = np.ascontiguousarray(data, dtype=_PIXEL).tobytes()
-    atomic_write_bytes(path, bytes(header_bytes) + body)
+    body = np.ascontiguousarray(data, dtype=_PIXEL)
+    atomic_write_bytes(path, [bytes(header_bytes), body])
 
 
 def smv_value_of(header_text, keyword):
