@@ -23,8 +23,8 @@ setup(
     cffi_modules=cffi_modules,
     extras_require={"test": ["pytest"]},
     entry_points={"console_scripts": [
-        "nanoBragg = nbsim.cli:main",
-        "nbsim = nbsim.cli:main",
+        "nanoBragg = nbsim.cli:console_main",
+        "nbsim = nbsim.cli:console_main",
         "nb-compare = nbsim.compare:main",
     ]},
 )

@@ -190,3 +190,32 @@ def test_values_read_by_a_substring_match_are_not_stray(capsys):
                                   warn=lambda m: print("WARN " + m))
     assert cfg.detector.xbeam == 0.005
     assert "-Xbeam_mm also acts as -Xbeam" in capsys.readouterr().out
+
+
+def _run_module(args, cwd):
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.run([sys.executable, "-m", "nbsim"] + args, cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_quick_exit_keeps_all_output_and_the_status(tmp_path):
+    # the installed commands end with os._exit: nothing buffered may be lost
+    done = _run_module(["-h"], tmp_path)
+    assert done.returncode == 0
+    assert done.stdout == cli.usage_text() + "\n"
+    bad = _run_module(["-no_such_flag"], tmp_path)
+    assert bad.returncode != 0
+    assert bad.stderr.strip().splitlines()[-1].startswith("nanoBragg: error:")
+    assert "Traceback" not in bad.stderr
+
+
+def test_quick_exit_after_a_render_leaves_complete_files(tmp_path):
+    done = _run_module("-cell 50 50 50 90 90 90 -default_F 10 -N 2 -detpixels 16 -pixel 0.1 "
+                       "-distance 50 -floatfile f.bin -intfile i.img -noprogress -nonoise".split(), tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert os.path.getsize(tmp_path / "f.bin") == 16 * 16 * 4
+    assert os.path.getsize(tmp_path / "i.img") == 512 + 16 * 16 * 2
+    assert done.stdout.rstrip().splitlines()[-1].startswith("nbsim: rendered by")
