@@ -4,6 +4,7 @@
     python bench/run.py [--workloads W1,W2,W3,tiny] [--runs 3] [--threads 1,2]
                         [--engines auto,numba,c] [--fast] [--json out.json] [--smoke]
                         [--nbsim-cmd CMD] [--c-bin PATH] [--warmup 1] [--timeout S]
+                        [--compile]
 
 See bench/README.md for what is measured and the JSON layout.
 """
@@ -293,6 +294,53 @@ def nbsim_command():
     return [found] if found else [sys.executable, "-m", "nbsim"]
 
 
+_BYTECODE_PROBE = r"""
+import importlib.util, os, sys
+import nbsim
+pkg = os.path.dirname(nbsim.__file__)
+missing = []
+for root, _dirs, files in os.walk(pkg):
+    for name in files:
+        if name.endswith(".py"):
+            src = os.path.join(root, name)
+            if not os.path.exists(importlib.util.cache_from_source(src)):
+                missing.append(src)
+print(pkg)
+print(len(missing))
+print(int(sys.dont_write_bytecode))
+"""
+
+
+def bytecode_check(compile_now=False):
+    """(package folder, note or None) about nbsim's cached bytecode.
+
+    With PYTHONDONTWRITEBYTECODE set and an editable install, Python never caches
+    nbsim's compiled modules, and every run recompiles them from source (about
+    40 ms here): a cost a normal install does not have (pip compiles them at install).
+    With ``compile_now`` the cache is written first, as a normal install would have
+    it; otherwise the missing cache is reported."""
+    def probe():
+        done = subprocess.run([sys.executable, "-c", _BYTECODE_PROBE], capture_output=True,
+                              text=True, timeout=120)
+        if done.returncode != 0:
+            return None, None, None
+        pkg, missing, nowrite = done.stdout.split()
+        return pkg, int(missing), nowrite == "1"
+
+    pkg, missing, nowrite = probe()
+    if pkg is None:
+        return None, "could not import nbsim with %s to check its bytecode" % sys.executable
+    if missing and compile_now:
+        subprocess.run([sys.executable, "-m", "compileall", "-q", pkg], check=False,
+                       capture_output=True)
+        pkg, missing, nowrite = probe()
+    if missing and nowrite:
+        return pkg, ("%d nbsim modules have no cached bytecode and PYTHONDONTWRITEBYTECODE "
+                     "is set: every run compiles them (~40 ms); --compile writes the "
+                     "cache first" % missing)
+    return pkg, None
+
+
 def _probe_version(cmd):
     try:
         proc = subprocess.run(list(cmd) + ["-version"], stdin=subprocess.DEVNULL,
@@ -423,6 +471,9 @@ def build_parser():
     p.add_argument("--c-bin", metavar="PATH", default=None,
                    help="reference nanoBragg binary to alternate with (default $NB_C_BIN)")
     p.add_argument("--timeout", type=float, default=None, help="seconds before a run is abandoned")
+    p.add_argument("--compile", action="store_true",
+                   help="write nbsim's bytecode cache first (python -m compileall), as a "
+                        "non-editable install has it")
     return p
 
 
@@ -448,6 +499,9 @@ def main(argv=None):
 
     version, warning = _probe_version(nbsim_cmd)
     notes = [warning] if warning else []
+    _pkg, bytecode_note = bytecode_check(compile_now=opts.compile)
+    if bytecode_note:
+        notes.append(bytecode_note)
     if ref_cmd and not os.path.isfile(ref_cmd[0]):
         notes.append(f"reference binary not found: {ref_cmd[0]}")
     for n in notes:
