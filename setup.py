@@ -26,5 +26,6 @@ setup(
         "nanoBragg = nbsim.cli:console_main",
         "nbsim = nbsim.cli:console_main",
         "nb-compare = nbsim.compare:main",
+        "nbsim-batch = nbsim.batch:main",
     ]},
 )
