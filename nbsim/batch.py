@@ -25,8 +25,9 @@ Job file keys (JSON, or TOML with the same structure):
                ``args`` or ``vary`` set ``-seed``: the reference's default seed is the
                clock, which no rerun could reproduce
 
-Input files named in ``args`` are found relative to the job file's folder (the
-job runs there, so a structure-factor cache ``Fdump.bin`` lands there too).
+Input files named in ``args``, and the output names, are relative to the job file's
+folder (the job runs there, so a structure-factor cache ``Fdump.bin`` lands there
+too).
 
 Ranks: frame f goes to rank f mod N. The rank and N come from ``--rank/--ranks``,
 else from mpi4py when it is installed, else from the launcher's environment
@@ -81,7 +82,10 @@ class Job:
         self.name = str(spec.get("name", stem))
         if not self.name or os.sep in self.name:
             raise NbsimError("%s: 'name' must be a plain file-name prefix" % where)
-        self.directory = os.path.join(self.folder, str(spec.get("directory", self.name)))
+        # relative to the job file's folder, where frames run: moving the whole folder
+        # keeps the frames' command lines, hence their done-markers, valid
+        self.out_dir = os.path.normpath(str(spec.get("directory", self.name)))
+        self.directory = os.path.join(self.folder, self.out_dir)
         self.vary = self._parse_vary(spec.get("vary", {}), where)
         self.seed = spec.get("seed", 1)
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
@@ -144,9 +148,10 @@ class Job:
                                  % (where, flag, template))
         return [(f, str(t)) for f, t in pairs]
 
-    def frame_outputs(self, frame):
-        """[(flag, absolute path)] of frame ``frame``'s image files."""
-        return [(flag, os.path.join(self.directory, t.format(name=self.name, frame=frame)))
+    def frame_outputs(self, frame, absolute=True):
+        """[(flag, path)] of frame ``frame``'s image files (relative: to the job's folder)."""
+        top = self.directory if absolute else self.out_dir
+        return [(flag, os.path.join(top, t.format(name=self.name, frame=frame)))
                 for flag, t in self.outputs]
 
     def frame_argv(self, frame):
@@ -158,7 +163,7 @@ class Job:
             varied.add(flag)
         if "-seed" not in self.args and "-seed" not in varied:
             argv += ["-seed", str(self.seed + frame)]
-        for flag, path in self.frame_outputs(frame):
+        for flag, path in self.frame_outputs(frame, absolute=False):
             argv += [flag, path]
         return argv
 

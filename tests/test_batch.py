@@ -34,8 +34,9 @@ def test_frames_are_the_command_lines_they_say(tmp_path):
     assert argv[:len(BASE.split())] == BASE.split()
     assert argv[argv.index("-phi") + 1] == "0.5"
     assert argv[argv.index("-seed") + 1] == "3"       # seed 1 + frame 2
-    assert argv[argv.index("-floatfile") + 1] == str(tmp_path / "rot" / "rot_00002.bin")
-    assert argv[argv.index("-noisefile") + 1] == str(tmp_path / "rot" / "rot_noise_00002.img")
+    assert argv[argv.index("-floatfile") + 1] == os.path.join("rot", "rot_00002.bin")
+    assert argv[argv.index("-noisefile") + 1] == os.path.join("rot", "rot_noise_00002.img")
+    assert job.frame_outputs(2)[0] == ("-floatfile", str(tmp_path / "rot" / "rot_00002.bin"))
 
 
 def test_float_steps_are_written_to_read_back_exactly(tmp_path):
@@ -109,6 +110,16 @@ def test_restart_renders_only_what_is_missing(tmp_path):
     assert (frames / "scan_00000.bin").stat().st_mtime_ns == stamps["scan_00000.bin"]
     assert (frames / "scan_00001.bin").stat().st_mtime_ns != stamps["scan_00001.bin"]
     assert (frames / "scan_00002.img").stat().st_mtime_ns != stamps["scan_00002.img"]
+
+
+def test_a_moved_dataset_is_still_done(tmp_path):
+    first = tmp_path / "first"
+    first.mkdir()
+    assert run(write_job(first, {"args": BASE, "frames": 2})) == 0
+    moved = tmp_path / "moved"
+    os.rename(first, moved)
+    job = batch.load_job(str(moved / "scan.json"))
+    assert batch.is_done(job, 0) and batch.is_done(job, 1)
 
 
 def test_a_changed_job_rerenders_its_frames(tmp_path):
