@@ -33,6 +33,9 @@ Ranks: frame f goes to rank f mod N. The rank and N come from ``--rank/--ranks``
 else from mpi4py when it is installed, else from the launcher's environment
 (Open MPI, MPICH/PMI, Slurm), else one rank.
 
+Threads: unless ``args`` say ``-threads`` or ``NBSIM_THREADS``/``OMP_NUM_THREADS`` is
+set, each of several ranks takes its share of the machine's cores.
+
 Restart: after a frame's files are renamed into place a marker
 ``.{name}_{frame}.done`` records its command line and file sizes. A rerun skips a
 frame whose marker matches its command line and whose files are all there with
@@ -227,6 +230,27 @@ def rank_and_size(rank=None, ranks=None):
     return 0, 1, "single process"
 
 
+def ranks_on_this_node(source):
+    """How many ranks share this machine (1 when nothing says)."""
+    if source == "mpi4py":
+        from mpi4py import MPI
+        return MPI.COMM_WORLD.Split_type(MPI.COMM_TYPE_SHARED).Get_size()
+    for key in ("OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS_PER_NODE"):
+        try:
+            n = int(os.environ.get(key, ""))
+        except ValueError:
+            continue
+        if n >= 1:
+            return n
+    return 1
+
+
+def default_threads(local_ranks):
+    """Threads per rank when neither the job nor the environment chose: the cores
+    shared out among the ranks on this machine (thread counts never change bits)."""
+    return max(1, (os.cpu_count() or 1) // max(1, local_ranks))
+
+
 def _marker(job, frame, argv):
     sizes = {}
     for _flag, path in job.frame_outputs(frame):
@@ -298,6 +322,9 @@ def run(opts, out=None):
     job = load_job(opts.job)
     rank, ranks, source = rank_and_size(opts.rank, opts.ranks)
     mine = list(range(rank, job.frames, ranks))
+    if ranks > 1 and "-threads" not in job.args and not (os.environ.get("NBSIM_THREADS")
+                                                         or os.environ.get("OMP_NUM_THREADS")):
+        os.environ["NBSIM_THREADS"] = str(default_threads(ranks_on_this_node(source)))
     old = os.getcwd()
     os.chdir(job.folder)
     try:

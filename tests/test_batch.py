@@ -201,3 +201,47 @@ def test_rank_sources(monkeypatch):
         batch.rank_and_size(2, 2)
     with pytest.raises(NbsimError):
         batch.rank_and_size(1, None)
+
+
+def test_threads_are_shared_out_among_ranks_on_a_node(monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert batch.default_threads(3) == 2
+    assert batch.default_threads(16) == 1
+    monkeypatch.setenv("OMPI_COMM_WORLD_LOCAL_SIZE", "4")
+    assert batch.ranks_on_this_node("Open MPI") == 4
+
+
+def _mpiexec():
+    import shutil
+    import sys
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        return None
+    # the launcher that belongs to this interpreter's MPI, else one on PATH
+    here = os.path.join(os.path.dirname(sys.executable), "mpiexec")
+    return here if os.path.exists(here) else shutil.which("mpiexec")
+
+
+@pytest.mark.skipif(_mpiexec() is None,
+                    reason="needs mpi4py and an mpiexec (pip install mpi4py mpich)")
+def test_under_mpiexec_two_ranks_give_the_single_process_files(tmp_path):
+    import subprocess
+    import sys
+    spec = {"args": BASE, "frames": 4, "vary": {"-phi": {"start": 0, "step": 2}}}
+    single = tmp_path / "single"
+    parallel = tmp_path / "mpi"
+    single.mkdir()
+    parallel.mkdir()
+    assert run(write_job(single, spec)) == 0
+    job = write_job(parallel, spec)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("NBSIM_THREADS", None)
+    env.pop("OMP_NUM_THREADS", None)
+    done = subprocess.run([_mpiexec(), "-n", "2", sys.executable, "-m", "nbsim.batch", job],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "rank 0 of 2 (mpi4py) takes 2" in done.stdout
+    assert "rank 1 of 2 (mpi4py) takes 2" in done.stdout
+    assert outputs_of(parallel / "scan") == outputs_of(single / "scan")
