@@ -18,8 +18,11 @@ def write_job(folder, spec, name="scan.json"):
 
 
 def run(job, *extra):
-    return batch.run(batch.build_parser().parse_args([job] + list(extra)),
-                     out=open(os.devnull, "w"))
+    # one rank unless told otherwise; spelt out so that the test process itself never
+    # starts MPI (the mpiexec test below covers mpi4py)
+    extra = list(extra) or ["--rank", "0", "--ranks", "1"]
+    with open(os.devnull, "w") as sink:
+        return batch.run(batch.build_parser().parse_args([job] + extra), out=sink)
 
 
 def outputs_of(folder):
@@ -173,11 +176,11 @@ def test_bad_job_files_are_one_line_errors(tmp_path, spec, words):
 def test_command_errors_name_the_job_file_and_frame(tmp_path, capsys):
     bad_json = tmp_path / "broken.json"
     bad_json.write_text("{ not json")
-    assert batch.main([str(bad_json)]) == 2
+    assert batch.main([str(bad_json), "--rank", "0", "--ranks", "1"]) == 2
     assert "broken.json" in capsys.readouterr().err
     job = write_job(tmp_path, {"args": BASE, "frames": 3,
                                "vary": {"-distance": [80, 80, "far"]}})
-    assert batch.main([job]) == 2
+    assert batch.main([job, "--rank", "0", "--ranks", "1"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("nbsim-batch: error: frame 2: ") and "-distance" in err
     assert not (tmp_path / "scan").exists()             # nothing rendered before the check
