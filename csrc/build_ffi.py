@@ -155,6 +155,13 @@ def build_in_place(verbose=False):
     dest = os.path.join(ROOT, "nbsim", os.path.basename(built))
     shutil.copyfile(built, dest + ".tmp")
     os.replace(dest + ".tmp", dest)   # never leave a half-written module behind
+    # A copy under another suffix (pip builds _nbsim_c.abi3.so, this one is named for
+    # the interpreter) would be older code that Python may prefer: remove it.
+    folder = os.path.dirname(dest)
+    for name in os.listdir(folder):
+        if name.startswith("_nbsim_c.") and name != os.path.basename(dest) \
+                and name.endswith((".so", ".pyd")):
+            os.unlink(os.path.join(folder, name))
     return dest
 
 
