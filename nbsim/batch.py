@@ -149,6 +149,12 @@ class Job:
                 raise NbsimError("%s: outputs %s: template %r has no {frame} field, so "
                                  "every frame would overwrite the same file"
                                  % (where, flag, template))
+        named = {f for f, _t in pairs}
+        self.notes = ["outputs do not name %s: every frame writes nanoBragg's default %s "
+                      "in the job folder" % (flag, default)
+                      for flag, default in (("-intfile", "intimage.img"),
+                                            ("-noisefile", "noiseimage.img"))
+                      if flag not in named and not (flag == "-noisefile" and "-nonoise" in self.args)]
         return [(f, str(t)) for f, t in pairs]
 
     def frame_outputs(self, frame, absolute=True):
@@ -278,10 +284,11 @@ def is_done(job, frame):
     return True
 
 
-def render_frame(job, frame):
+def render_frame(job, frame, hkl_cache=None):
     """Render one frame as its nanoBragg command line would; returns the exit status.
 
-    The frame's standard output and warnings go to its log file."""
+    The frame's standard output and warnings go to its log file. ``hkl_cache`` (a
+    dict) keeps the structure factors read for one frame for the next."""
     from . import cli
     from .io.atomic import atomic_write_bytes
     argv = job.frame_argv(frame)
@@ -294,7 +301,7 @@ def render_frame(job, frame):
         print("# nanoBragg " + " ".join(argv), file=log)
         try:
             with contextlib.redirect_stderr(log):
-                status = cli.run(argv, out=log, warn=warn)
+                status = cli.run(argv, out=log, warn=warn, hkl_cache=hkl_cache)
         except NbsimError as exc:
             print("nanoBragg: error: %s" % exc, file=log)
             return exc.exit_code if exc.exit_code else 2
@@ -336,6 +343,9 @@ def run(opts, out=None):
                 raise NbsimError("frame %d: %s" % (frame, exc)) from None
         print("nbsim-batch: %s: %d frames; rank %d of %d (%s) takes %d"
               % (job.name, job.frames, rank, ranks, source, len(mine)), file=out)
+        if rank == 0:
+            for note in job.notes:
+                print("nbsim-batch: note: %s" % note, file=sys.stderr)
         if opts.dry_run:
             for frame in mine:
                 print("frame %d: nanoBragg %s" % (frame, " ".join(job.frame_argv(frame))),
@@ -343,11 +353,12 @@ def run(opts, out=None):
             return 0
         rendered = skipped = 0
         failed = []
+        hkl_cache = {}
         for frame in mine:
             if not opts.force and is_done(job, frame):
                 skipped += 1
                 continue
-            status = render_frame(job, frame)
+            status = render_frame(job, frame, hkl_cache)
             out.flush()
             if status == 0:
                 rendered += 1

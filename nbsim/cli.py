@@ -214,8 +214,11 @@ def _check_paths(cfg):
             raise NbsimError("%s: cannot read '%s' (no such file)" % (flag, path))
 
 
-def run(args, out=None, warn=_warn):
-    """Run the command; returns the exit status. Errors raise NbsimError."""
+def run(args, out=None, warn=_warn, hkl_cache=None):
+    """Run the command; returns the exit status. Errors raise NbsimError.
+
+    ``hkl_cache``: a dict that keeps structure-factor tables between runs of one
+    process (nbsim.batch passes one; see nbsim.plan.make_plan)."""
     from . import api
     from .io import hkl as hkl_io
     from .plan import MissingInputs, make_plan
@@ -234,7 +237,7 @@ def run(args, out=None, warn=_warn):
         if opts["engine"].strip().lower() not in ENGINES + ("auto",):
             raise NbsimError("-engine: unknown engine '%s' (choose numba, c or auto)" % opts["engine"])
     try:
-        plan = make_plan(cfg)
+        plan = make_plan(cfg, hkl_cache=hkl_cache)
     except MissingInputs as exc:
         if exc.printed:
             print(exc.printed, file=out, end="")

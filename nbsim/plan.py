@@ -146,7 +146,28 @@ def _apply_mosaic(table, umats, spread):
     return out
 
 
-def make_plan(cfg: Config, printed_header=None) -> Plan:
+def _read_hkl(path, default_F, cache):
+    """read_hkl, through ``cache`` (a dict) when one is given: a batch of frames reads
+    a structure-factor file once, and again only if the file changes."""
+    from .io import hkl as hkl_io
+    if cache is None:
+        return hkl_io.read_hkl(path, default_F)
+    try:
+        st = os.stat(path)
+        key = (os.path.realpath(path), st.st_size, st.st_mtime_ns, repr(default_F))
+    except OSError:
+        return hkl_io.read_hkl(path, default_F)   # let the reader report the problem
+    if key not in cache:
+        cache.clear()       # one table at a time: they can be large
+        cache[key] = hkl_io.read_hkl(path, default_F)
+    return cache[key]
+
+
+def make_plan(cfg: Config, printed_header=None, hkl_cache=None) -> Plan:
+    """Everything the reference computes before its pixel loop, in its order.
+
+    ``hkl_cache``: an optional dict in which structure-factor tables read from
+    ``-hkl`` files are kept for later plans (see :func:`_read_hkl`)."""
     log: List[str] = []
     emit = log.append
     warnings: List[str] = []
@@ -284,7 +305,7 @@ def make_plan(cfg: Config, printed_header=None) -> Plan:
             emit("reading Fs from %s" % cr.dump_file)
             table = hkl_io.read_fdump(cr.dump_file)
     else:
-        table = hkl_io.read_hkl(cr.hkl_file, cr.default_F)
+        table = _read_hkl(cr.hkl_file, cr.default_F, hkl_cache)
         for line in getattr(table, "messages", []):
             emit(line)
         # the reference caches what it read for runs without -hkl; the caller writes it

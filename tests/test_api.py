@@ -80,3 +80,25 @@ def test_kernel_without_jit_gives_the_same_bits(tmp_path):
     pure = np.frombuffer(bytes.fromhex(proc.stdout), dtype=np.float32).reshape(12, 12)
     jit = render(make_plan(config_from_args(args)[0]), engine="numba")[0]
     assert np.array_equal(bits(pure), bits(jit))
+
+
+def test_hkl_cache_reads_a_file_once_and_again_when_it_changes(tmp_path, monkeypatch):
+    from nbsim.io import hkl as hkl_io
+    path = tmp_path / "f.hkl"
+    path.write_text("0 0 1 10\n1 0 0 20\n")
+    reads = []
+    real = hkl_io.read_hkl
+    monkeypatch.setattr(hkl_io, "read_hkl", lambda *a: reads.append(a) or real(*a))
+    args = ("-cell 50 50 50 90 90 90 -N 2 -detpixels 8 -lambda 1 -hkl %s -nonoise "
+            "-seed 1" % path).split()
+    cache = {}
+    first = make_plan(config_from_args(args)[0], hkl_cache=cache)
+    second = make_plan(config_from_args(args)[0], hkl_cache=cache)
+    assert len(reads) == 1
+    assert np.array_equal(first.Fhkl, second.Fhkl) and first.log == second.log
+    path.write_text("0 0 1 10\n1 0 0 30\n2 0 0 5\n")      # changed: read again
+    third = make_plan(config_from_args(args)[0], hkl_cache=cache)
+    assert len(reads) == 2
+    assert third.Fhkl.max() == 30.0
+    make_plan(config_from_args(args)[0])                  # no cache: always read
+    assert len(reads) == 3

@@ -248,3 +248,25 @@ def test_under_mpiexec_two_ranks_give_the_single_process_files(tmp_path):
     assert "rank 0 of 2 (mpi4py) takes 2" in done.stdout
     assert "rank 1 of 2 (mpi4py) takes 2" in done.stdout
     assert outputs_of(parallel / "scan") == outputs_of(single / "scan")
+
+
+def test_structure_factors_are_read_once_per_batch(tmp_path, monkeypatch):
+    from nbsim.io import hkl as hkl_io
+    (tmp_path / "p1.hkl").write_text("".join("%d %d %d %g\n" % (h, k, 1, 10 + h * h + k)
+                                             for h in range(-3, 4) for k in range(-3, 4)))
+    reads = []
+    real = hkl_io.read_hkl
+    monkeypatch.setattr(hkl_io, "read_hkl", lambda *a: reads.append(a) or real(*a))
+    args = BASE.replace("-default_F 50", "-hkl p1.hkl")
+    job = write_job(tmp_path, {"args": args, "frames": 3, "vary": {"-phi": [0, 1, 2]},
+                               "outputs": {"-floatfile": "f{frame}.bin"}})
+    assert run(job) == 0
+    assert len(reads) == 1
+    assert any("-intfile" in n for n in batch.load_job(job).notes)
+    old = os.getcwd()
+    os.chdir(tmp_path)
+    try:       # frame 2 by hand, reading the file itself
+        assert cli.main(args.split() + ["-phi", "2", "-seed", "3", "-floatfile", "hand.bin"]) == 0
+    finally:
+        os.chdir(old)
+    assert (tmp_path / "scan" / "f2.bin").read_bytes() == (tmp_path / "hand.bin").read_bytes()
