@@ -13,6 +13,15 @@ from ..errors import NbsimError
 __all__ = ["atomic_write_bytes"]
 
 
+def _write_in_place(path, data):
+    try:
+        with open(path, "wb") as handle:
+            for part in (data if isinstance(data, (list, tuple)) else (data,)):
+                handle.write(_raw_bytes(part))
+    except OSError as exc:
+        raise NbsimError(f"cannot write '{path}': {exc.strerror}") from None
+
+
 def _raw_bytes(part):
     """A byte view of ``part``: arrays are not copied (a 2048x2048 float image
     is 16 MB, and copying it costs as much as writing it)."""
@@ -41,6 +50,17 @@ def atomic_write_bytes(path, data):
     folder, name = os.path.split(path)
     if not name:
         raise NbsimError(f"cannot write '{path}': not a file name")
+    if os.path.islink(path):
+        # write through the link, as C's fopen does, instead of replacing the link
+        path = os.path.realpath(path)
+        folder, name = os.path.split(path)
+    if os.path.isdir(path):
+        raise NbsimError(f"cannot write '{path}': it is a directory")
+    if os.path.exists(path) and not os.path.isfile(path):
+        # a device or a pipe (e.g. /dev/null): renaming over it would replace the
+        # device node with a plain file, so write into it as the reference does
+        _write_in_place(path, data)
+        return
     tmp = os.path.join(folder, f".{name}.{secrets.token_hex(6)}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
