@@ -185,7 +185,9 @@ def _roi(v, vals):
 
 
 def _energy(v, vals):
-    v["lambda0"] = (12398.42 / c_atof(vals[0])) / 1.0e10
+    e = c_atof(vals[0])
+    # C divides by zero to an infinity; the wavelength check then refuses it
+    v["lambda0"] = (12398.42 / e) / 1.0e10 if e != 0.0 else math.copysign(math.inf, e)
 
 
 def _divergence(v, vals):

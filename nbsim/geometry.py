@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Tuple
 
 from .config import Config, Convention, Pivot
+from .io.cparse import c_ceil_int
 from .vec import cross, dot, rotate_axis, rotate_xyz, unitize
 
 Vec = Tuple[float, float, float]
@@ -73,8 +74,10 @@ def detector_size(cfg: Config):
         detsize_f = d.pixel_size * d.fpixels
     if d.spixels:
         detsize_s = d.pixel_size * d.spixels
-    fpixels = int(math.ceil(detsize_f / d.pixel_size - 0.5))
-    spixels = int(math.ceil(detsize_s / d.pixel_size - 0.5))
+    # C's (int) conversion: a non-finite or huge size gives INT_MIN (refused by the plan)
+    pixel = d.pixel_size if d.pixel_size != 0.0 else math.nan
+    fpixels = c_ceil_int(detsize_f / pixel - 0.5)
+    spixels = c_ceil_int(detsize_s / pixel - 0.5)
     return fpixels, spixels, detsize_f, detsize_s
 
 

@@ -22,9 +22,10 @@ import numpy as np
 from . import __version__
 from . import crystal as crystal_mod
 from . import geometry, rng, sampling
-from .config import Config, Shape
+from .config import Config, Pivot, Shape
 from .errors import NbsimError
 from .flags import RTD
+from .io.cparse import c_ceil_int
 from .sources import build_sources
 from .vec import rotate_axis, rotate_umat, unitize
 
@@ -36,6 +37,7 @@ WATER_MW = 18.0
 # sanity limits: beyond these a run would exhaust memory or never finish
 MAX_PIXELS = 1 << 31
 MAX_STEPS = 1_000_000
+MAX_OVERSAMPLE = 1000        # sub-pixels per pixel side (a million per pixel)
 
 # nbsim's own first line where nanoBragg.c prints its banner (only the statistics lines
 # are part of stdout parity)
@@ -176,11 +178,16 @@ def make_plan(cfg: Config, printed_header=None, hkl_cache=None) -> Plan:
     if not (d.pixel_size > 0.0) or not math.isfinite(d.pixel_size):
         raise NbsimError("-pixel: pixel size must be positive (got %g mm)" % (d.pixel_size * 1000))
     if not (b.lambda0 > 0.0) or not math.isfinite(b.lambda0):
-        raise NbsimError("-lambda: wavelength must be positive (got %g A)" % (b.lambda0 * 1e10))
+        raise NbsimError("-lambda: wavelength must be positive and finite (got %g A; -energy "
+                         "sets it too)" % (b.lambda0 * 1e10))
+    _check_numbers(cfg)
     if d.fpixels < 0 or d.spixels < 0:
         raise NbsimError("-detpixels: detector size must be positive")
     fpixels, spixels, _, _ = geometry.detector_size(cfg)
     if fpixels <= 0 or spixels <= 0:
+        if not (math.isfinite(d.detsize_f) and math.isfinite(d.detsize_s)):
+            raise NbsimError("-detsize: detector size must be a finite number (got %g x %g mm)"
+                             % (d.detsize_f * 1000, d.detsize_s * 1000))
         raise NbsimError("-detsize: detector must be at least one pixel (got %dx%d)" % (fpixels, spixels))
     _check_vectors(cfg)
     _check_roi(d.roi, fpixels, spixels)
@@ -193,6 +200,8 @@ def make_plan(cfg: Config, printed_header=None, hkl_cache=None) -> Plan:
     fluence = b.fluence
     beamsize = b.beamsize
     if b.flux != 0.0 and b.exposure > 0.0 and beamsize >= 0:
+        if beamsize == 0.0:
+            raise NbsimError("-beamsize: must be positive to turn -flux into a fluence (got 0)")
         fluence = b.flux * b.exposure / beamsize / beamsize
     if beamsize >= 0:
         if beamsize < sample_y:
@@ -219,6 +228,10 @@ def make_plan(cfg: Config, printed_header=None, hkl_cache=None) -> Plan:
 
     # sampling decisions
     osc, phistep, phisteps = sampling.phi_steps(cr.osc, cr.phistep, cr.phisteps)
+    if phisteps <= 0:
+        # the reference's (int) of a NaN or overflowing osc/phistep: it renders nothing
+        raise NbsimError("-phistep: -osc %g degrees in steps of %g degrees gives no usable "
+                         "number of phi steps" % (cr.osc * RTD, cr.phistep * RTD))
     hdivrange, hdivstep, hdivsteps = sampling.range_steps(b.hdivrange, b.hdivstep, b.hdivsteps)
     vdivrange, vdivstep, vdivsteps = sampling.range_steps(b.vdivrange, b.vdivstep, b.vdivsteps)
     dispersion, dispstep, dispsteps = sampling.range_steps(b.dispersion, b.dispstep, b.dispsteps)
@@ -238,6 +251,10 @@ def make_plan(cfg: Config, printed_header=None, hkl_cache=None) -> Plan:
     vdivrange, vdivstep, vdivsteps = sampling.sane(vdivrange, vdivstep, vdivsteps)
     dispersion, dispstep, dispsteps = sampling.sane(dispersion, dispstep, dispsteps)
     thick, thickstep, thicksteps = sampling.sane(thick, thickstep, thicksteps)
+    if hdivsteps * vdivsteps * dispsteps > MAX_STEPS:
+        raise NbsimError("-divsteps/-dispsteps: %d x %d divergence steps x %d wavelengths is "
+                         "more sources than nbsim takes (%d at most)"
+                         % (hdivsteps, vdivsteps, dispsteps, MAX_STEPS))
 
     geometry.orient_detector(geom, cfg, emit)
 
@@ -261,7 +278,18 @@ def make_plan(cfg: Config, printed_header=None, hkl_cache=None) -> Plan:
         misset = rng.random_misset(idum, state)
         emit("random orientation misset angles: %f %f %f deg"
              % (misset[0] * RTD, misset[1] * RTD, misset[2] * RTD))
-    lat = crystal_mod.build_lattice(cfg, mat, misset, emit)
+    try:
+        with np.errstate(all="ignore"):
+            lat = crystal_mod.build_lattice(cfg, mat, misset, emit)
+    except (ArithmeticError, ValueError):
+        lat = None
+    if lat is None or not all(math.isfinite(x) for v in (lat.a, lat.b, lat.c) for x in v) \
+            or not all(x != 0.0 for v in (lat.a, lat.b, lat.c) for x in (sum(y * y for y in v),)):
+        if cr.mat_file is not None:
+            raise NbsimError("-mat: the matrix in '%s' does not give a finite unit cell (zero, "
+                             "singular or out-of-range numbers)" % cr.mat_file)
+        raise NbsimError("-cell/-misset: the unit cell is not valid (impossible angles or "
+                         "non-finite values)")
     a = tuple(1e-10 * x for x in lat.a)
     bb = tuple(1e-10 * x for x in lat.b)
     c = tuple(1e-10 * x for x in lat.c)
@@ -282,13 +310,22 @@ def make_plan(cfg: Config, printed_header=None, hkl_cache=None) -> Plan:
     if xmax < xc:
         xmax = xc
     reciprocal_pixel = b.lambda0 * geom.distance / d.pixel_size
-    recommended = int(math.ceil(3.0 * xmax / reciprocal_pixel))
+    # C's (int): an oversized recommendation becomes INT_MIN, so 1 below, as in the reference
+    recommended = c_ceil_int(3.0 * xmax / reciprocal_pixel) if reciprocal_pixel != 0.0 \
+        else c_ceil_int(math.inf)
     if recommended <= 0:
         recommended = 1
     oversample = s.oversample
     if oversample <= 0:
         oversample = recommended
         emit("auto-selected %d-fold oversampling" % oversample)
+        if oversample > MAX_OVERSAMPLE:
+            raise NbsimError("-oversample: the auto-selected %d-fold oversampling (a %g um crystal) "
+                             "is more than nbsim takes (%d at most); give -oversample"
+                             % (oversample, xmax * 1e6, MAX_OVERSAMPLE))
+    elif oversample > MAX_OVERSAMPLE:
+        raise NbsimError("-oversample: %d sub-pixels per side is more than nbsim takes (%d at most)"
+                         % (oversample, MAX_OVERSAMPLE))
     if oversample < recommended:
         emit("WARNING: maximum dimension of sample is %g A" % (xmax * 1e10))
         emit("         but reciprocal pixel size is %g A" % (reciprocal_pixel * 1e10))
@@ -456,6 +493,43 @@ def _check_vectors(cfg):
                          "(degenerate basis)")
     if not all(_m.isfinite(x) for x in d.odet_vector):
         raise NbsimError("-odet_vector: components must be finite numbers")
+
+
+def _check_numbers(cfg):
+    """Values for which the reference renders only NaN or zeros: errors naming the flag.
+
+    NaN stands for "not given" in several settings (beam centre, close distance), as
+    in the reference, so only infinities are refused there."""
+    d, b, cr = cfg.detector, cfg.beam, cfg.crystal
+    if not math.isfinite(d.distance) or d.distance == 0.0:
+        raise NbsimError("-distance: must be a finite, non-zero distance (got %g mm)"
+                         % (d.distance * 1000))
+    if math.isinf(d.close_distance) or d.close_distance == 0.0:
+        raise NbsimError("-close_distance: must be a finite, non-zero distance (got %g mm)"
+                         % (d.close_distance * 1000))
+    sample_pivot = d.pivot == Pivot.SAMPLE   # only then are -Xclose/-Yclose/-ORGX/-ORGY used
+    for flag, x, unit in (("-Xbeam", d.xbeam, 1000), ("-Ybeam", d.ybeam, 1000),
+                          ("-Xclose", d.xclose if sample_pivot else 0.0, 1000),
+                          ("-Yclose", d.yclose if sample_pivot else 0.0, 1000),
+                          ("-ORGX", d.orgx if sample_pivot else 0.0, 1),
+                          ("-ORGY", d.orgy if sample_pivot else 0.0, 1),
+                          ("-phi", cr.phi0, RTD), ("-osc", cr.osc, RTD),
+                          ("-phistep", cr.phistep, RTD), ("-mosaic", cr.mosaic_spread, RTD),
+                          ("-xtalsize/-sample_x", cr.sample_x, 1000),
+                          ("-xtalsize/-sample_y", cr.sample_y, 1000),
+                          ("-xtalsize/-sample_z", cr.sample_z, 1000)):
+        if math.isinf(x):
+            raise NbsimError("%s: must be a finite number (got %g)" % (flag, x * unit))
+    for flag, x in (("-twotheta", d.twotheta), ("-detector_rotx", d.rotx),
+                    ("-detector_roty", d.roty), ("-detector_rotz", d.rotz)):
+        if not math.isfinite(x):
+            raise NbsimError("%s: must be a finite angle (got %g)" % (flag, x * RTD))
+    if cr.misset is not None and not all(math.isfinite(x) for x in cr.misset):
+        raise NbsimError("-misset: angles must be finite numbers (got %g %g %g)"
+                         % tuple(x * RTD for x in cr.misset))
+    if cr.cell is not None and cr.mat_file is None and not all(math.isfinite(x) for x in cr.cell):
+        raise NbsimError("-cell: values must be finite numbers (got %s)"
+                         % " ".join("%g" % (x if i < 3 else x * RTD) for i, x in enumerate(cr.cell)))
 
 
 def _check_roi(roi, fpixels, spixels):

@@ -11,6 +11,7 @@ import math
 
 from .errors import NbsimError
 from .flags import RTD
+from .io.cparse import c_ceil_int
 
 
 def phi_steps(osc, phistep, phisteps):
@@ -21,7 +22,7 @@ def phi_steps(osc, phistep, phisteps):
             return phistep, phistep, 2
         if phistep <= 0.0:
             return osc, osc / 2.0, 2
-        return osc, phistep, int(math.ceil(osc / phistep))
+        return osc, phistep, c_ceil_int(osc / phistep)
     if phisteps == 0:
         phisteps = 1
     if osc < 0.0:
@@ -43,7 +44,7 @@ def range_steps(rng, step, steps):
             return step, step, 2
         if step <= 0.0:
             return rng, rng, 2
-        return rng, step, int(math.ceil(rng / step))
+        return rng, step, c_ceil_int(rng / step)
     if rng < 0.0:
         if step <= 0.0:
             rng = 1.0
@@ -66,7 +67,7 @@ def thick_steps(thick, step, steps):
         if step <= 0.0:
             steps = 2
             return thick, thick / steps, steps
-        return thick, step, int(math.ceil(thick / step))
+        return thick, step, c_ceil_int(thick / step)
     if thick < 0.0:
         if step <= 0.0:
             thick = 0.5e-6

@@ -33,6 +33,9 @@ __all__ = [
     "scan_int",
     "ScanFailure",
     "fmt_g",
+    "c_double_to_int",
+    "c_ceil_int",
+    "printable",
 ]
 
 #: the characters C's ``isspace`` accepts in the C locale
@@ -303,3 +306,30 @@ def fmt_g(x):
     if math.isnan(x):
         return "-nan" if math.copysign(1.0, x) < 0 else "nan"
     return "%g" % x
+
+
+_INT_MIN = -2**31
+
+
+def c_double_to_int(x):
+    """C's ``(int) x`` for a double on x86-64: truncation toward zero, and for NaN,
+    infinities and values outside the ``int`` range the "integer indefinite"
+    ``INT_MIN`` that the ``cvttsd2si`` instruction returns."""
+    x = float(x)
+    if not math.isfinite(x) or not -2.0**31 - 1.0 < x < 2.0**31:
+        return _INT_MIN
+    return int(x)
+
+
+def c_ceil_int(x):
+    """C's ``(int) ceil(x)``, see :func:`c_double_to_int`."""
+    x = float(x)
+    return c_double_to_int(math.ceil(x) if math.isfinite(x) else x)
+
+
+def printable(text, limit=40):
+    """``text`` (str or bytes, bytes read as Latin-1) fit for a one-line message:
+    control and non-ASCII characters as ``\\xNN`` escapes, cut at ``limit`` chars."""
+    text = _text(text)
+    out = "".join(c if " " <= c <= "~" else "\\x%02x" % ord(c) for c in text[:limit])
+    return out + ("..." if len(text) > limit else "")
