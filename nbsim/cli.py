@@ -26,6 +26,9 @@ NBSIM_FLAGS = {"-engine": 1, "-threads": 1, "-c_parity": 0, "-fast": 0, "-tifffi
                "-version": 0, "--version": 0, "-h": 0, "-help": 0, "--help": 0}
 
 
+MAX_THREADS = 1024
+
+
 def _warn(msg):
     print("nbsim: warning: %s" % msg, file=sys.stderr)
 
@@ -81,7 +84,15 @@ def usage_text():
 def _ingest_header(v, path, is_mask):
     """Detector settings from an SMV header, applied before the flags (as the reference)."""
     from .io.smv import read_smv
-    frame = read_smv(path)
+    flag = "-mask" if is_mask else "-img"
+    try:
+        frame = read_smv(path)
+    except NbsimError as exc:
+        raise NbsimError("%s: %s" % (flag, exc)) from None
+    # infinite header values are refused later, unless a flag replaces them
+    inf = {key for key in ("PIXEL_SIZE", "DISTANCE", "CLOSE_DISTANCE", "WAVELENGTH",
+                           "BEAM_CENTER_X", "BEAM_CENTER_Y", "ORGX", "ORGY", "PHI", "OSC_RANGE")
+           if math.isinf(frame.value_of(key))}
     if frame.byte_order_mismatch:
         _warn("%s: BYTE_ORDER differs from this machine; pixels are read unswapped, as "
               "nanoBragg.c does" % path)
@@ -118,6 +129,24 @@ def _ingest_header(v, path, is_mask):
     if is_mask:
         v["mask"] = frame.data
         v["mask_file"] = path
+    fields = {"PIXEL_SIZE": "pixel_size", "DISTANCE": "distance",
+              "CLOSE_DISTANCE": "close_distance", "WAVELENGTH": "lambda0", "BEAM_CENTER_X": "xbeam",
+              "BEAM_CENTER_Y": "ybeam", "ORGX": "orgx", "ORGY": "orgy", "PHI": "phi0",
+              "OSC_RANGE": "osc"}
+    for key in inf:
+        v.setdefault("_header_inf", {})[fields[key]] = (key, path, flag, v[fields[key]])
+
+
+def _check_header_values(v):
+    """An infinite -img/-mask header value that no flag replaced: an error naming the file."""
+    from .config import Pivot
+    for field, (key, path, flag, value) in v.pop("_header_inf", {}).items():
+        if v[field] is not value:
+            continue            # a flag (or the other header) set it again
+        if field in ("orgx", "orgy") and v["pivot"] != Pivot.SAMPLE:
+            continue            # used only with the sample pivot, as in the reference
+        raise NbsimError("%s: SMV header of '%s' has %s=%g, not a finite number"
+                         % (flag, path, key, value))
 
 
 def config_from_args(args, warn=_warn):
@@ -143,12 +172,17 @@ def config_from_args(args, warn=_warn):
                     raise NbsimError("-threads: expected an integer, got '%s'" % args[i + 1])
                 if opts["threads"] <= 0:
                     raise NbsimError("-threads: must be positive")
+                if opts["threads"] > MAX_THREADS:
+                    raise NbsimError("-threads: %d is more than nbsim starts (%d at most)"
+                                     % (opts["threads"], MAX_THREADS))
             elif w == "-c_parity":
                 opts["c_parity"] = True
             elif w == "-fast":
                 opts["fast"] = True
             elif w == "-tifffile":
                 opts["tifffile"] = args[i + 1]
+                if not opts["tifffile"]:
+                    raise NbsimError("-tifffile: empty file name")
             elif w in ("-version", "--version"):
                 opts["version"] = True
             else:
@@ -179,6 +213,7 @@ def config_from_args(args, warn=_warn):
         _ingest_header(v, img, False)
 
     apply_reference_rules(v, args, NBSIM_FLAGS, warn)
+    _check_header_values(v)
     from .flags import implicit_switch_warnings
     for message in implicit_switch_warnings(v):
         warn(message)
@@ -210,8 +245,45 @@ def config_from_args(args, warn=_warn):
 def _check_paths(cfg):
     for flag, path in (("-hkl", cfg.crystal.hkl_file), ("-mat", cfg.crystal.mat_file),
                        ("-sourcefile", cfg.beam.source_file), ("-stol", cfg.crystal.stol_file)):
-        if path is not None and not os.path.isfile(path):
-            raise NbsimError("%s: cannot read '%s' (no such file)" % (flag, path))
+        if path is None or os.path.isfile(path):
+            continue
+        if os.path.isdir(path):
+            why = "it is a directory"
+        elif os.path.exists(path):
+            why = "not a regular file"
+        else:
+            why = "no such file"
+        raise NbsimError("%s: cannot read '%s' (%s)" % (flag, path, why))
+
+
+def _check_outputs(cfg):
+    """Refuse an output that cannot be written before anything is rendered or written,
+    so that a bad -intfile does not leave a fresh floatimage.bin behind."""
+    o = cfg.output
+    outs = [("-floatfile", o.floatfile), ("-intfile", o.intfile)]
+    if o.write_pgm:
+        outs.append(("-pgmfile", o.pgmfile))
+    if cfg.noise.calculate_noise:
+        outs.append(("-noisefile", o.noisefile))
+    if o.tifffile:
+        outs.append(("-tifffile", o.tifffile))
+    for flag, path in outs:
+        if not path:
+            raise NbsimError("%s: empty file name" % flag)
+        real = os.path.realpath(path)
+        if os.path.isdir(real) or path.endswith(os.sep):
+            raise NbsimError("%s: cannot write '%s' (it is a directory)" % (flag, path))
+        folder = os.path.dirname(real) or "."
+        if not os.path.isdir(folder):
+            raise NbsimError("%s: cannot write '%s' (folder '%s' does not exist)"
+                             % (flag, path, os.path.dirname(path)))
+        if os.path.isfile(real) or not os.path.exists(real):
+            # a new file or a replaced one: the folder must take the temporary file
+            if not os.access(folder, os.W_OK | os.X_OK):
+                raise NbsimError("%s: cannot write '%s' (folder '%s' is not writable)"
+                                 % (flag, path, os.path.dirname(path) or "."))
+        elif not os.access(real, os.W_OK):
+            raise NbsimError("%s: cannot write '%s' (permission denied)" % (flag, path))
 
 
 def run(args, out=None, warn=_warn, hkl_cache=None):
@@ -244,6 +316,7 @@ def run(args, out=None, warn=_warn, hkl_cache=None):
         print(usage_text(), file=out)
         print("nanoBragg: %s" % exc, file=sys.stderr)
         return 9
+    _check_outputs(cfg)
     for w in plan.extra.get("warnings", []):
         warn(w)
     g = plan.geom

@@ -45,7 +45,7 @@ import numpy as np
 
 from ..errors import NbsimError
 from .atomic import atomic_write_bytes
-from .cparse import C_WHITESPACE, ScanFailure, fmt_g, scan_double, scan_int
+from .cparse import C_WHITESPACE, ScanFailure, fmt_g, printable, scan_double, scan_int
 
 __all__ = ["HklTable", "read_hkl", "write_fdump", "read_fdump", "format_fdump_header"]
 
@@ -124,7 +124,7 @@ def _line_tokens(line, where):
             if fail.eof:
                 return out
             word = _WORD.match(text, start).group()
-            raise NbsimError(f"{where}: '{word}' is not a number") from None
+            raise NbsimError(f"{where}: '{printable(word)}' is not a number") from None
         out.append((text[start:end].encode("latin-1"), value))
         pos = end
 
@@ -137,8 +137,7 @@ def _skip_ws(text, pos):
 
 def _index(token, where, axis):
     if not _PLAIN_INT.fullmatch(token):
-        raise NbsimError(f"{where}: {axis} must be an integer, got "
-                         f"'{token.decode('latin-1')}'")
+        raise NbsimError(f"{where}: {axis} must be an integer, got '{printable(token)}'")
     value = int(token)
     if not _INT_MIN <= value <= _INT_MAX:
         raise NbsimError(f"{where}: {axis}={value} is out of range")

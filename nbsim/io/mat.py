@@ -19,7 +19,7 @@ import re
 import numpy as np
 
 from ..errors import NbsimError
-from .cparse import ScanFailure, scan_double
+from .cparse import ScanFailure, printable, scan_double
 
 __all__ = ["read_mat"]
 
@@ -48,7 +48,7 @@ def read_mat(path):
                                  "a MOSFLM matrix needs 9") from None
             word = _WORD.match(text, pos)
             line = text.count("\n", 0, word.start(1)) + 1
-            raise NbsimError(f"matrix file '{name}' line {line}: '{word.group(1)}' is not "
+            raise NbsimError(f"matrix file '{name}' line {line}: '{printable(word.group(1))}' is not "
                              "a number") from None
         values.append(value)
     return np.array(values, dtype=np.float64).reshape(3, 3)

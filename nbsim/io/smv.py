@@ -253,8 +253,11 @@ def read_smv(path):
     else:
         height = _as_int(smv_value_of(header, "SIZE2"), name, "SIZE2")
     if width <= 0 or height <= 0:
+        if math.isnan(size1) and math.isnan(smv_value_of(header, "DETECTOR_DIMENSIONS")):
+            raise NbsimError(f"SMV file '{name}': no SIZE1 or DETECTOR_DIMENSIONS in its "
+                             f"{header_size}-byte header (up to the first NUL byte): image size is not positive")
         raise NbsimError(f"SMV file '{name}': image size {width}x{height} "
-                         "(SIZE1 x SIZE2) is not positive")
+                         "(SIZE1 x SIZE2, or DETECTOR_DIMENSIONS) is not positive")
     offset = 2 * (header_size // 2)
     nbytes = 2 * width * height
     if len(raw) < offset + nbytes:

@@ -35,7 +35,7 @@ import os
 import numpy as np
 
 from ..errors import NbsimError
-from .cparse import C_WHITESPACE, c_strtod
+from .cparse import C_WHITESPACE, c_strtod, printable
 
 __all__ = ["read_columns", "read_source_file"]
 
@@ -96,7 +96,7 @@ def read_columns(path, ncols, kind="text file"):
                 break          # past the end of the line: the column is missing
             value, used = c_strtod(word)
             if used != len(word):
-                raise NbsimError(f"{kind} '{name}' line {lineno}: '{word}' is not a number")
+                raise NbsimError(f"{kind} '{name}' line {lineno}: '{printable(word)}' is not a number")
             row[column] = value
             t = _span(chunk, t, "0123456789-+.EGeg")
             if chunk[t:] == "\n":
