@@ -1,0 +1,205 @@
+"""Bad command-line input: one-line errors naming the flag or file, no traceback, no
+output left behind; odd input the reference renders keeps rendering."""
+import os
+import stat
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from nbsim import cli
+
+BASE = ["-cell", "100", "100", "100", "90", "90", "90", "-lambda", "6.2", "-N", "2",
+        "-distance", "100", "-detpixels", "8", "-pixel", "0.1", "-seed", "1", "-noprogress"]
+DF = ["-default_F", "100"]
+OUTPUTS = ("floatimage.bin", "intimage.img", "image.pgm", "noiseimage.img")
+
+
+def smv(width=8, height=8, extra=""):
+    text = ("{\nHEADER_BYTES=512;\nDIM=2;\nBYTE_ORDER=little_endian;\nTYPE=unsigned_short;\n"
+            "SIZE1=%s;\nSIZE2=%s;\nPIXEL_SIZE=0.1;\nDISTANCE=100;\nWAVELENGTH=6.2;\n%s}\f"
+            % (width, height, extra)).encode("latin-1")
+    return text + b" " * (512 - len(text)) + b"\x01\x00" * (8 * 8)
+
+
+def run_in(tmp_path, monkeypatch, capsys, args, files=()):
+    for name, data in dict(files).items():
+        (tmp_path / name).write_bytes(data)
+    monkeypatch.chdir(tmp_path)
+    code = cli.main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_error(code, err, *fragments, tmp_path=None):
+    assert code not in (0, None), err
+    assert "Traceback" not in err
+    last = err.rstrip("\n").splitlines()[-1]
+    assert last.startswith("nanoBragg: error:"), err
+    for fragment in fragments:
+        assert fragment in last, (fragment, last)
+    if tmp_path is not None:
+        left = sorted(p.name for p in tmp_path.iterdir()
+                      if p.name in OUTPUTS or p.name.endswith((".tmp", ".bin", ".pgm")))
+        assert left == [], left
+
+
+@pytest.mark.parametrize("content, fragments", [
+    (b"0 0 0 10\n\x00\x00\x00\n", ["t.hkl' line 2", r"'\x00\x00\x00' is not a number"]),
+    (b"0 0 0 10\n\xff\xfe 1 1 1\n", ["t.hkl' line 2", r"'\xff\xfe' is not a number"]),
+    (bytes(range(256)) * 2, ["t.hkl' line 1", "is not a number"]),
+])
+def test_hkl_garbage_is_shown_escaped(tmp_path, monkeypatch, capsys, content, fragments):
+    code, _, err = run_in(tmp_path, monkeypatch, capsys, BASE + ["-hkl", "t.hkl"],
+                          {"t.hkl": content})
+    assert_error(code, err, *fragments, tmp_path=tmp_path)
+    assert "\x00" not in err and "\xff" not in err
+
+
+def test_hkl_directory_is_not_called_missing(tmp_path, monkeypatch, capsys):
+    (tmp_path / "d").mkdir()
+    code, _, err = run_in(tmp_path, monkeypatch, capsys, BASE + ["-hkl", "d"])
+    assert_error(code, err, "-hkl", "'d'", "directory", tmp_path=tmp_path)
+
+
+@pytest.mark.parametrize("matrix", [b"0 0 0\n0 0 0\n0 0 0\n", b"nan 0 0\n0 .01 0\n0 0 .01\n",
+                                    b"1e300 0 0\n0 1e300 0\n0 0 1e300\n"])
+def test_degenerate_matrix(tmp_path, monkeypatch, capsys, matrix):
+    args = BASE[7:] + DF + ["-mat", "a.mat"]
+    code, _, err = run_in(tmp_path, monkeypatch, capsys, args, {"a.mat": matrix})
+    assert_error(code, err, "-mat", "a.mat", "unit cell", tmp_path=tmp_path)
+
+
+def test_source_file_garbage(tmp_path, monkeypatch, capsys):
+    code, _, err = run_in(tmp_path, monkeypatch, capsys, BASE + DF + ["-sourcefile", "s.txt"],
+                          {"s.txt": b"-10 0 0 1 6.2e-10\n\xff\xfe\n"})
+    assert_error(code, err, "s.txt' line 2", r"\xff\xfe", tmp_path=tmp_path)
+
+
+@pytest.mark.parametrize("flag", ["-img", "-mask"])
+@pytest.mark.parametrize("extra, fragments", [
+    ("BEAM_CENTER_X=inf;\n", ["BEAM_CENTER_X=inf"]),
+    ("OSC_RANGE=inf;\n", ["OSC_RANGE=inf"]),
+])
+def test_smv_header_infinities(tmp_path, monkeypatch, capsys, flag, extra, fragments):
+    code, _, err = run_in(tmp_path, monkeypatch, capsys, BASE + DF + [flag, "x.img"],
+                          {"x.img": smv(extra=extra)})
+    assert_error(code, err, flag + ":", "x.img", *fragments, tmp_path=tmp_path)
+
+
+@pytest.mark.parametrize("flag", ["-img", "-mask"])
+def test_smv_header_cut_before_size(tmp_path, monkeypatch, capsys, flag):
+    data = smv().replace(b"HEADER_BYTES=512", b"HEADER_BYTES=2  ")
+    code, _, err = run_in(tmp_path, monkeypatch, capsys, BASE + DF + [flag, "x.img"],
+                          {"x.img": data})
+    assert_error(code, err, flag + ":", "x.img", "no SIZE1", tmp_path=tmp_path)
+
+
+def test_missing_img_names_the_flag(tmp_path, monkeypatch, capsys):
+    code, _, err = run_in(tmp_path, monkeypatch, capsys, BASE + DF + ["-img", "nope.img"])
+    assert_error(code, err, "-img:", "nope.img", tmp_path=tmp_path)
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["-distance", "nan"], ["-distance", "finite"]),
+    (["-distance", "0"], ["-distance", "non-zero"]),
+    (["-distance", "1e400"], ["-distance"]),
+    (["-close_distance", "0"], ["-close_distance"]),
+    (["-Xbeam", "inf"], ["-Xbeam", "finite"]),
+    (["-twotheta", "nan"], ["-twotheta", "finite"]),
+    (["-detector_rotx", "inf"], ["-detector_rotx"]),
+    (["-phi", "inf"], ["-phi"]),
+    (["-osc", "inf", "-phisteps", "2"], ["-osc"]),
+    (["-osc", "1", "-phistep", "nan"], ["-phistep", "phi steps"]),
+    (["-osc", "1", "-phistep", "1e-300"], ["-phistep", "phi steps"]),
+    (["-mosaic", "inf"], ["-mosaic"]),
+    (["-misset", "nan", "0", "0"], ["-misset", "finite"]),
+    (["-misset", "inf", "0", "0"], ["-misset"]),
+    (["-cell", "inf", "100", "100", "90", "90", "90"], ["-cell", "finite"]),
+    (["-cell", "100", "100", "100", "180", "90", "90"], ["-cell", "unit cell"]),
+    (["-xtalsize", "inf"], ["-xtalsize"]),
+    (["-energy", "0"], ["-lambda", "-energy"]),
+    (["-flux", "1e12", "-beamsize", "0"], ["-beamsize"]),
+    (["-detsize", "nan", "-detpixels", "0"], ["-detsize", "finite"]),
+    (["-oversample", "5000"], ["-oversample", "1000 at most"]),
+    (["-N", "2000000000"], ["-oversample", "auto-selected"]),
+    (["-divergence", "1", "-divsteps", "100000"], ["-divsteps", "sources"]),
+    (["-threads", "100000"], ["-threads", "at most"]),
+    (["-tifffile", ""], ["-tifffile", "empty"]),
+])
+def test_bad_numbers(tmp_path, monkeypatch, capsys, args, fragments):
+    code, _, err = run_in(tmp_path, monkeypatch, capsys, BASE + DF + args)
+    assert_error(code, err, *fragments, tmp_path=tmp_path)
+
+
+@pytest.mark.parametrize("flag, name", [("-intfile", "i.img"), ("-pgmfile", "p.pgm"),
+                                        ("-noisefile", "n.img"), ("-tifffile", "t.tif")])
+@pytest.mark.parametrize("where", ["missing", "isdir"])
+def test_unwritable_output_leaves_nothing(tmp_path, monkeypatch, capsys, flag, name, where):
+    if where == "isdir":
+        (tmp_path / "dd").mkdir()
+        path = "dd"
+    else:
+        path = "nodir/" + name
+    code, out, err = run_in(tmp_path, monkeypatch, capsys, BASE + DF + [flag, path])
+    assert_error(code, err, flag, path, tmp_path=tmp_path)
+    assert "writing" not in out      # refused before anything was rendered or written
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_read_only_output_folder(tmp_path, monkeypatch, capsys):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    try:
+        code, _, err = run_in(tmp_path, monkeypatch, capsys, BASE + DF + ["-floatfile", "ro/f.bin"])
+        assert_error(code, err, "-floatfile", "not writable", tmp_path=tmp_path)
+    finally:
+        ro.chmod(stat.S_IRWXU)
+
+
+def test_output_through_symlink_keeps_the_link(tmp_path, monkeypatch, capsys):
+    (tmp_path / "real.bin").write_bytes(b"old")
+    os.symlink("real.bin", tmp_path / "link.bin")
+    code, _, err = run_in(tmp_path, monkeypatch, capsys, BASE + DF + ["-floatfile", "link.bin"])
+    assert code == 0, err
+    assert os.path.islink(tmp_path / "link.bin")
+    assert (tmp_path / "real.bin").stat().st_size == 8 * 8 * 4
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="creating a device node needs root")
+def test_output_to_a_device_is_written_into_not_replaced(tmp_path, monkeypatch, capsys):
+    node = tmp_path / "null"
+    os.mknod(node, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    code, _, err = run_in(tmp_path, monkeypatch, capsys, BASE + DF + ["-floatfile", "null"])
+    assert code == 0, err
+    assert stat.S_ISCHR(os.stat(node).st_mode)
+
+
+def _floats(path):
+    return np.fromfile(path, dtype=np.float32)
+
+
+@pytest.mark.parametrize("odd", [["-lambda", "1e-300"], ["-xtalsize", "1e10"],
+                                 ["-hdivrange", "1", "-hdivstep", "nan"]])
+def test_values_c_turns_into_int_min_still_render(tmp_path, monkeypatch, capsys, odd):
+    """The reference's (int) of a NaN or huge double is INT_MIN, which it then treats as
+    "not set"; these inputs render a real image there, and must here too."""
+    code, out, err = run_in(tmp_path, monkeypatch, capsys, BASE + DF + odd + ["-nonoise", "-nopgm"])
+    assert code == 0, err
+    assert "Traceback" not in err
+    img = _floats(tmp_path / "floatimage.bin")
+    assert img.size == 64 and np.isfinite(img).all()
+    if odd[0] != "-xtalsize":
+        assert "auto-selected 1-fold oversampling" in out
+
+
+def test_module_entry_point_one_line_error(tmp_path):
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    p = subprocess.run([sys.executable, "-m", "nbsim"] + BASE + DF + ["-distance", "nan"],
+                       cwd=tmp_path, capture_output=True, text=True, env=env, timeout=60)
+    assert p.returncode != 0
+    assert "Traceback" not in p.stderr
+    assert p.stderr.rstrip("\n").splitlines()[-1].startswith("nanoBragg: error: -distance")
+    assert not any((tmp_path / n).exists() for n in OUTPUTS)
