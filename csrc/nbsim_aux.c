@@ -115,9 +115,13 @@ void nbsim_to_uint8(const float *img, int64_t spixels, int64_t fpixels,
             t = (double)img[s * fpixels + f] * scale;
             if (t > 255.0)
                 t = 255.0;
-            if (t < 0.0)
-                t = 0.0;
-            out[s * fpixels + f] = (uint8_t)(int64_t)t;
+            /* the reference's (unsigned char) of a double has no lower clamp; on
+             * x86-64 it truncates to a 32-bit int and keeps the low byte, and a NaN
+             * or a value beyond the int range becomes 0x80000000, so 0 */
+            if (t > -2147483649.0)
+                out[s * fpixels + f] = (uint8_t)((uint64_t)(int64_t)t & 0xFF);
+            else
+                out[s * fpixels + f] = 0;
         }
     }
 }

@@ -635,3 +635,21 @@ def test_fast_render_flavours_equal_numba(name, monkeypatch):
         assert c_engine.simd_flavour() == flavour
         got = api.render(plan, engine="c", threads=2)
         _assert_same_render(ref, [got])
+
+
+@pytest.mark.parametrize("engine", ["numba", "c"])
+def test_pgm_bytes_of_negative_values_follow_the_reference(engine):
+    # nanoBragg.c casts the scaled value to unsigned char with no lower clamp. Its
+    # x86-64 build truncates to a 32-bit int and keeps the low byte (observed with
+    # -fluence -1e24: -1.3056 -> 255, -10.9847 -> 246, -11.0065 -> 245), and a NaN
+    # or a value outside the int range gives 0.
+    if engine == "numba":
+        pytest.importorskip("numba", reason="the Numba loops need Numba")
+    from nbsim import stats
+    vals = [-0.7658, -1.3056, -10.9847, -11.0065, 300.0, 254.9, np.nan, -3e9,
+            -2147483648.5, -256.0, -257.5, np.inf, -np.inf]
+    img = np.array([vals], dtype=np.float32)
+    roi = (0, img.shape[1] - 1, 0, 0)
+    got = stats.pgm_image(img, roi, 1.0, engine=engine)
+    want = [0, 255, 246, 245, 255, 254, 0, 0, 0, 0, 255, 255, 0]
+    assert got[0].tolist() == want

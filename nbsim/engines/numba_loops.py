@@ -80,9 +80,13 @@ def to_uint8(img, roi, scale, out):
             t = img[s, f] * scale
             if t > 255.0:
                 t = 255.0
-            if t < 0.0:
-                t = 0.0
-            out[s, f] = np.uint8(int(t))
+            # the reference's (unsigned char) of a double has no lower clamp; on x86-64
+            # it truncates to a 32-bit int and keeps the low byte, and a NaN or a value
+            # beyond the int range becomes 0x80000000, so 0
+            if t > -2147483649.0:
+                out[s, f] = np.uint8(int(t) & 0xFF)
+            else:
+                out[s, f] = 0
 
 
 
