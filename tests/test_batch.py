@@ -25,6 +25,16 @@ def run(job, *extra):
         return batch.run(batch.build_parser().parse_args([job] + extra), out=sink)
 
 
+def two_folders_with_job(tmp_path, spec, a, b):
+    """Folders a and b under tmp_path, each with the job file of ``spec``; returns
+    (folder a, folder b, job path in b) after rendering a's job on one rank."""
+    first, second = tmp_path / a, tmp_path / b
+    first.mkdir()
+    second.mkdir()
+    assert run(write_job(first, spec)) == 0
+    return first, second, write_job(second, spec)
+
+
 def outputs_of(folder):
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())
             if p.suffix in (".bin", ".img")}
@@ -76,12 +86,7 @@ def test_a_frame_renders_what_the_command_renders(tmp_path):
 
 def test_results_do_not_depend_on_the_number_of_ranks(tmp_path):
     spec = {"args": BASE, "frames": 5, "vary": {"-phi": {"start": 0, "step": 3}}}
-    one = tmp_path / "one"
-    many = tmp_path / "many"
-    one.mkdir()
-    many.mkdir()
-    assert run(write_job(one, spec)) == 0
-    job = write_job(many, spec)
+    one, many, job = two_folders_with_job(tmp_path, spec, "one", "many")
     for rank in range(3):
         assert run(job, "--rank", str(rank), "--ranks", "3") == 0
     assert outputs_of(one / "scan") == outputs_of(many / "scan")
@@ -232,12 +237,7 @@ def test_under_mpiexec_two_ranks_give_the_single_process_files(tmp_path):
     import subprocess
     import sys
     spec = {"args": BASE, "frames": 4, "vary": {"-phi": {"start": 0, "step": 2}}}
-    single = tmp_path / "single"
-    parallel = tmp_path / "mpi"
-    single.mkdir()
-    parallel.mkdir()
-    assert run(write_job(single, spec)) == 0
-    job = write_job(parallel, spec)
+    single, parallel, job = two_folders_with_job(tmp_path, spec, "single", "mpi")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.pop("NBSIM_THREADS", None)

@@ -140,6 +140,20 @@ def _mask_mismatch(args):
                                                        "-detpixels_f"))
 
 
+def _run_both(tmp_path, args, nbsim_extra):
+    """The reference (one thread) and nbsim on ``args``, each in its own empty folder;
+    returns (reference process, nbsim process, reference folder, nbsim folder)."""
+    ref_dir, nb_dir = tmp_path / "ref", tmp_path / "nb"
+    ref_dir.mkdir()
+    nb_dir.mkdir()
+    ref = subprocess.run([REF] + args, cwd=ref_dir, capture_output=True, text=True,
+                         env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=600)
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    nb = subprocess.run([sys.executable, "-m", "nbsim"] + args + nbsim_extra, cwd=nb_dir,
+                        capture_output=True, text=True, env=env, timeout=600)
+    return ref, nb, ref_dir, nb_dir
+
+
 @pytest.mark.parametrize("engine", ["numba", "c"])
 @pytest.mark.parametrize("seed", range(SEEDS))
 def test_random_command_line_matches_reference(seed, engine, tmp_path):
@@ -147,14 +161,7 @@ def test_random_command_line_matches_reference(seed, engine, tmp_path):
     args = _with_extras(r, pick(r))
     if _mask_mismatch(args):
         args = args[2:] if args[0] == "-mask" else args
-    ref_dir, nb_dir = tmp_path / "ref", tmp_path / "nb"
-    ref_dir.mkdir()
-    nb_dir.mkdir()
-    ref = subprocess.run([REF] + args, cwd=ref_dir, capture_output=True, text=True,
-                         env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=600)
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    nb = subprocess.run([sys.executable, "-m", "nbsim"] + args + ["-c_parity", "-engine", engine],
-                        cwd=nb_dir, capture_output=True, text=True, env=env, timeout=600)
+    ref, nb, ref_dir, nb_dir = _run_both(tmp_path, args, ["-c_parity", "-engine", engine])
     assert nb.returncode == ref.returncode, nb.stderr
     assert gc.stat_lines(nb.stdout) == gc.stat_lines(ref.stdout)
     assert sorted(os.listdir(nb_dir)) == sorted(os.listdir(ref_dir))
@@ -169,14 +176,7 @@ def test_negative_fluence_images_match_reference(fluence, engine, tmp_path):
     # double to unsigned char (see nbsim.engines.numba_loops.to_uint8)
     args = ("-cell 50 50 50 90 90 90 -default_F 10 -N 3 -detpixels 16 -pixel 0.2 "
             "-distance 50 -noprogress -seed 1 -fluence %s" % fluence).split()
-    ref_dir, nb_dir = tmp_path / "ref", tmp_path / "nb"
-    ref_dir.mkdir()
-    nb_dir.mkdir()
-    ref = subprocess.run([REF] + args, cwd=ref_dir, capture_output=True, text=True,
-                         env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=600)
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    nb = subprocess.run([sys.executable, "-m", "nbsim"] + args + ["-engine", engine],
-                        cwd=nb_dir, capture_output=True, text=True, env=env, timeout=600)
+    ref, nb, ref_dir, nb_dir = _run_both(tmp_path, args, ["-engine", engine])
     assert nb.returncode == ref.returncode == 0, nb.stderr
     assert sorted(os.listdir(nb_dir)) == sorted(os.listdir(ref_dir))
     for name in os.listdir(ref_dir):
