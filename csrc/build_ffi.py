@@ -13,6 +13,7 @@ compiler supports it (checked by compiling a small test program); otherwise the
 engine is built serial.  ``NBSIM_NO_OPENMP=1`` forces a serial build.
 """
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -24,43 +25,23 @@ ROOT = os.path.dirname(HERE)
 SOURCES = ("nbsim_kernel.c", "nbsim_aux.c")
 HEADERS = ("nbsim_kernel.h", "nbsim_aux.h", "nbsim_fast_simd.h")
 
-CDEF = """
-int nbsim_render(const int64_t *ip, const double *dp, const double *vecs,
-                 const double *sources, int64_t nsources, int64_t source_stride,
-                 const double *lat, const double *lat_first,
-                 int64_t phisteps, int64_t domains,
-                 const double *Fhkl, int64_t fh, int64_t fk, int64_t fl,
-                 const uint16_t *mask, float *out, double *omega_rows,
-                 int64_t *probe_i, double *probe_d, int nthreads);
-void nbsim_layout(int64_t *n_ints, int64_t *n_reals);
-int nbsim_have_openmp(void);
-const char *nbsim_simd_flavour(void);
-double nbsim_fast_lattice_sum(const double *tT, int64_t M, const double *sc, int64_t n,
-                              double Na, double Nb, double Nc, double *out,
-                              const char *flavour, const char **used);
 
-void nbsim_accumulate(const float *img, int64_t spixels, int64_t fpixels,
-                      const int64_t *roi, const uint16_t *mask, int has_mask,
-                      double *max_I, int64_t *max_f, int64_t *max_s,
-                      double *total, double *sumsqr, int64_t *n);
-void nbsim_deviation(const float *img, int64_t spixels, int64_t fpixels,
-                     const int64_t *roi, double avg, double *sumsqr, int64_t *n);
-void nbsim_to_uint16(const float *img, int64_t spixels, int64_t fpixels,
-                     const int64_t *roi, double scale, double offset, uint16_t *out);
-void nbsim_to_uint8(const float *img, int64_t spixels, int64_t fpixels,
-                    const int64_t *roi, double scale, uint8_t *out);
-float nbsim_ran1(int64_t *idum, int64_t *iy, int64_t *iv);
-float nbsim_gammln(float xx);
-float nbsim_gaussdev(int64_t *idum, int64_t *iy, int64_t *iv,
-                     int64_t *gauss_iset, float *gauss_gset);
-float nbsim_poidev(float xm, int64_t *idum, int64_t *iy, int64_t *iv, float *poisson,
-                   int64_t *gauss_iset, float *gauss_gset);
-void nbsim_noise_loop(const float *image, int64_t spixels, int64_t fpixels,
-                      int64_t xmin, int64_t xmax, int64_t ymin, int64_t ymax,
-                      double adc_offset, int64_t *idum, int64_t *iy, int64_t *iv,
-                      float *poisson, int64_t *gauss_iset, float *gauss_gset,
-                      uint16_t *out, double *photons, int64_t *overloads);
-"""
+def cdef_from_headers(names=("nbsim_kernel.h", "nbsim_aux.h")):
+    """The functions cffi exposes: every nbsim_* prototype in the public headers.
+
+    Read from the headers (comments and preprocessor lines dropped) so that the
+    declarations are written once, where the C code includes them."""
+    found = []
+    for name in names:
+        with open(os.path.join(HERE, name)) as fh:
+            text = re.sub(r"/\*.*?\*/", "", fh.read(), flags=re.S)
+        text = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+        found += re.findall(r"^[A-Za-z_][\w \t*]*?\bnbsim_\w+\s*\([^;{}]*\)\s*;", text,
+                            flags=re.M)
+    if not found:
+        raise RuntimeError("no nbsim_* prototypes found in %s" % ", ".join(names))
+    return "\n".join(found) + "\n"
+
 
 # Flags that keep the arithmetic exactly as written (GCC and Clang spelling).
 PARITY_FLAGS = ["-O3", "-ffp-contract=off", "-fno-fast-math"]
@@ -129,7 +110,7 @@ def _source_paths(absolute):
 def make_ffi(absolute=False):
     compile_args, link_args = compile_flags()
     builder = FFI()
-    builder.cdef(CDEF)
+    builder.cdef(cdef_from_headers())
     builder.set_source(
         "nbsim._nbsim_c",
         '#include "nbsim_kernel.h"\n#include "nbsim_aux.h"\n',
