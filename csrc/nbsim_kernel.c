@@ -146,6 +146,20 @@ static void polar_frames(const kernel_t *K, double *frames)
     }
 }
 
+/* The running sum after a term, under -oversample_thick/_polar/_omega: like the
+ * reference, each flag multiplies the whole sum so far by its factor. */
+static inline double per_term(const kernel_t *K, double I, double capture_fraction,
+                              double polar, double omega_pixel)
+{
+    if (K->os_thick != 0)
+        I *= capture_fraction;
+    if (K->os_polar != 0)
+        I *= polar;
+    if (K->os_omega != 0)
+        I *= omega_pixel;
+    return I;
+}
+
 static inline double sincg(double x, double n)
 {
     if (x == 0.0)
@@ -625,12 +639,7 @@ static void render_row(const kernel_t *K, const scratch_t *W, int64_t spixel)
                                     if (F_latt == 0.0 && K->water_size == 0.0)
                                         continue;
                                     I += K->default_F * K->default_F * F_latt;
-                                    if (K->os_thick != 0)
-                                        I *= capture_fraction;
-                                    if (K->os_polar != 0)
-                                        I *= polar;
-                                    if (K->os_omega != 0)
-                                        I *= omega_pixel;
+                                    I = per_term(K, I, capture_fraction, polar, omega_pixel);
                                 }
                                 use_first = 0;
                                 continue;
@@ -738,12 +747,7 @@ static void render_row(const kernel_t *K, const scratch_t *W, int64_t spixel)
                                     I += F_cell * F_cell * F_latt;   /* F_latt is squared */
                                 else
                                     I += F_cell * F_cell * F_latt * F_latt;
-                                if (K->os_thick != 0)
-                                    I *= capture_fraction;
-                                if (K->os_polar != 0)
-                                    I *= polar;
-                                if (K->os_omega != 0)
-                                    I *= omega_pixel;
+                                I = per_term(K, I, capture_fraction, polar, omega_pixel);
                             }
                         }
                         /* only the pixel's first complete phi loop may use lat_first */

@@ -144,23 +144,18 @@ def place_detector(cfg: Config, log, warn) -> DetectorGeometry:
         fbeam = ybeam + offset * pixel
         sbeam = xbeam + offset * pixel
         pivot = Pivot.BEAM
-    elif conv in (Convention.XDS, Convention.DIALS):
+    else:  # XDS, DIALS and CUSTOM: the beam centre defaults to the close point
         if nan(xbeam):
             xbeam = xclose
         if nan(ybeam):
             ybeam = yclose
         fbeam = xbeam
         sbeam = ybeam
-        pivot = Pivot.SAMPLE
-    else:  # CUSTOM
-        if nan(xbeam):
-            xbeam = xclose
-        if nan(ybeam):
-            ybeam = yclose
-        fbeam = xbeam
-        sbeam = ybeam
-        fclose = xbeam
-        sclose = ybeam
+        if conv == Convention.CUSTOM:
+            fclose = xbeam
+            sclose = ybeam
+        else:
+            pivot = Pivot.SAMPLE
     if conv in _CONVENTION_AXES:
         beam, fdet, sdet, odet, twotheta_axis, polar, spindle = (
             _f(v) for v in _CONVENTION_AXES[conv])

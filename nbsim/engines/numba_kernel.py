@@ -79,6 +79,19 @@ def _rotate_about(vx, vy, vz, ax, ay, az, phi):
 
 
 @njit(inline="always")
+def _per_term(I, os_thick, capture_fraction, os_polar, polar, os_omega, omega_pixel):
+    """The running sum after a term, under -oversample_thick/_polar/_omega: like the
+    reference, each flag multiplies the whole sum so far by its factor."""
+    if os_thick != 0:
+        I *= capture_fraction
+    if os_polar != 0:
+        I *= polar
+    if os_omega != 0:
+        I *= omega_pixel
+    return I
+
+
+@njit(inline="always")
 def _sincg(x, n):
     if x == 0.0:
         return n
@@ -461,12 +474,8 @@ def _render_row(spixel, ip, dp, vecs, sources, frames, lat, lat_first, Fhkl, mas
                                 if F_latt == 0.0 and water_size == 0.0:
                                     continue
                                 I += default_F * default_F * F_latt
-                                if os_thick != 0:
-                                    I *= capture_fraction
-                                if os_polar != 0:
-                                    I *= polar
-                                if os_omega != 0:
-                                    I *= omega_pixel
+                                I = _per_term(I, os_thick, capture_fraction, os_polar, polar,
+                                              os_omega, omega_pixel)
                                 continue
                             ax = tab[m, 0]
                             ay = tab[m, 1]
@@ -547,12 +556,8 @@ def _render_row(spixel, ip, dp, vecs, sources, frames, lat, lat_first, Fhkl, mas
                                 I += F_cell * F_cell * F_latt   # F_latt holds the square here
                             else:
                                 I += F_cell * F_cell * F_latt * F_latt
-                            if os_thick != 0:
-                                I *= capture_fraction
-                            if os_polar != 0:
-                                I *= polar
-                            if os_omega != 0:
-                                I *= omega_pixel
+                            I = _per_term(I, os_thick, capture_fraction, os_polar, polar,
+                                          os_omega, omega_pixel)
                         # after the first complete φ loop the carry-over table applies
                         use_first = False
                     if nbatch > 0:
