@@ -459,6 +459,7 @@ def figure_png(image, title, bar_colours, bar_ticks, bar_label, min_size=480):
     ``bar_colours``: (n, 3) uint8 colours from the bottom of the bar to the top;
     ``bar_ticks``: [(position 0..1 from the bottom, label)]. Small images are enlarged
     by a whole factor (nearest neighbour) to at least ``min_size`` pixels across.
+    The PNG's "image_box" text gives "left top width height zoom" of the picture.
     Needs Pillow (for the lettering)."""
     from PIL import Image, ImageDraw, ImageFont
 
@@ -512,8 +513,13 @@ def figure_png(image, title, bar_colours, bar_ticks, bar_label, min_size=480):
         draw.line((bx + bar_w, y, bx + bar_w + 4, y), fill=black)
         draw.text((bx + bar_w + 6, y), text, fill=black, font=font, anchor="lm")
     draw.text((bx, top + ih + 2), bar_label, fill=black, font=font)
+    from PIL.PngImagePlugin import PngInfo
+    info = PngInfo()
+    # where the picture is, for scripts (and tests) that want its pixels back
+    info.add_text("image_box", "%d %d %d %d %d" % (left, top, iw, ih, zoom))
+    info.add_text("Title", title)
     buffer = __import__("io").BytesIO()
-    canvas.save(buffer, format="PNG")
+    canvas.save(buffer, format="PNG", pnginfo=info)
     return buffer.getvalue()
 
 

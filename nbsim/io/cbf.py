@@ -27,9 +27,13 @@ from ..errors import NbsimError
 from .atomic import atomic_write_bytes
 
 __all__ = ["require_fabio", "check_cbf_size", "counts_for_cbf", "format_pilatus_header",
-           "write_minicbf", "INT32_MAX"]
+           "write_minicbf", "INT32_MAX", "CBF_MAX"]
 
 INT32_MAX = 2**31 - 1
+# Byte-offset coding stores the step from one pixel to the next; fabio codes steps of
+# at most 32 bits (a step of 2**31 or more is written wrongly), so the pixels of one
+# image must span less than 2**31: with -1 for missing pixels, counts stop at 2**31 - 2.
+CBF_MAX = INT32_MAX - 1
 # a fixed time stamp: the same inputs give the same bytes (dxtbx needs the line)
 _TIMESTAMP = "2000-01-01T00:00:00.000"
 
@@ -57,18 +61,18 @@ def counts_for_cbf(float_image, noise_image=None, adc_offset=40.0, rendered=None
 
     With a noise image: its Poisson photon counts without the ADC offset (the noise
     image clips at 65535, so the cutoff is 65535 - ADC offset). Without one: the
-    expected photons rounded to the nearest integer, clipped to the int32 range.
+    expected photons rounded to the nearest integer, clipped to 0..CBF_MAX.
     ``rendered``: a bool mask of the pixels nbsim rendered; the others become -1."""
     if noise_image is not None:
         cutoff = int(65535 - math.ceil(adc_offset)) if adc_offset > 0 else 65535
         counts = np.asarray(noise_image, dtype=np.int64) - int(round(adc_offset))
-        counts = np.clip(counts, 0, INT32_MAX).astype(np.int32)
+        counts = np.clip(counts, 0, CBF_MAX).astype(np.int32)
     else:
-        cutoff = INT32_MAX
+        cutoff = CBF_MAX
         with np.errstate(invalid="ignore", over="ignore"):
             x = np.rint(np.asarray(float_image, dtype=np.float64))
-            x = np.nan_to_num(x, nan=0.0, posinf=INT32_MAX, neginf=0.0)
-            counts = np.clip(x, 0, INT32_MAX).astype(np.int32)
+            x = np.nan_to_num(x, nan=0.0, posinf=CBF_MAX, neginf=0.0)
+            counts = np.clip(x, 0, CBF_MAX).astype(np.int32)
     if rendered is not None:
         counts[~rendered] = -1
     return counts, cutoff
@@ -109,8 +113,9 @@ def format_pilatus_header(model, scan_start, scan_increment, count_cutoff):
 
 
 def write_minicbf(path, counts, model, scan_start=None, scan_increment=None,
-                  count_cutoff=INT32_MAX):
-    """Write ``counts`` (2-D, int32-representable) as a byte-offset miniCBF.
+                  count_cutoff=CBF_MAX):
+    """Write ``counts`` (2-D integers spanning less than 2**31, see CBF_MAX) as a
+    byte-offset miniCBF.
 
     The scan angles default to the model's φ start and oscillation (degrees)."""
     CbfImage = require_fabio()
@@ -118,10 +123,11 @@ def write_minicbf(path, counts, model, scan_start=None, scan_increment=None,
     if data.ndim != 2:
         raise ValueError("write_minicbf needs a 2-D image, got shape %s" % (data.shape,))
     check_cbf_size(data.shape[1], data.shape[0])
-    if data.dtype != np.int32:
-        if data.size and (data.min() < -INT32_MAX - 1 or data.max() > INT32_MAX):
-            raise NbsimError("-cbffile: pixel values outside the signed 32-bit range")
-        data = data.astype(np.int32)
+    if data.size and int(data.max()) - int(data.min()) > INT32_MAX:
+        raise NbsimError("-cbffile: pixel values from %d to %d span more than the 32-bit "
+                         "steps of byte-offset compression (2**31 - 1)"
+                         % (int(data.min()), int(data.max())))
+    data = data.astype(np.int32)
     start = math.degrees(model.phi0) if scan_start is None else scan_start
     step = math.degrees(model.osc) if scan_increment is None else scan_increment
     header = {"_array_data.header_convention": "PILATUS_1.2",
