@@ -62,3 +62,18 @@ def test_marker_outside_the_image_is_skipped(tmp_path):
                           beam_centre_px=(-500.0, 9000.0))
     _mode, idx, _pal, _text = read(tmp_path / "c.png")
     assert (idx != png.MARK).all()
+
+
+def test_large_images_are_reduced_keeping_the_brightest_pixel(tmp_path):
+    img = np.zeros((2050, 1500), np.float32)
+    img[2049, 1499] = 100.0                      # in the last, partial block
+    img[1000, 3] = 50.0
+    png.write_preview_png(tmp_path / "r.png", img, beam_centre_px=(750.0, 1025.0), top=100.0)
+    mode, idx, palette, text = read(tmp_path / "r.png")
+    assert idx.shape == (684, 500)               # 2050 and 1500 over k = 3, rounded up
+    assert idx[683, 499] == 254 and idx[333, 1] > 0
+    assert text["Reduction"].startswith("3 ")
+    rgb = np.array(palette).reshape(-1, 3)[idx]
+    red = (rgb[..., 0] == 255) & (rgb[..., 1] == 0)
+    rows, cols = np.nonzero(red)
+    assert set(rows[cols != 250]) == {341} and set(cols[rows != 341]) == {250}

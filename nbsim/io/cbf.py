@@ -18,22 +18,21 @@ convention for pixels without data.
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 
 import numpy as np
 
 from ..errors import NbsimError
-from .atomic import atomic_write_bytes
+from .atomic import atomic_path
 
 __all__ = ["require_fabio", "check_cbf_size", "counts_for_cbf", "format_pilatus_header",
-           "write_minicbf", "INT32_MAX", "CBF_MAX"]
+           "write_minicbf", "INT32_MAX", "CBF_MAX", "PHOTON_CUTOFF"]
 
 INT32_MAX = 2**31 - 1
 # Byte-offset coding stores the step from one pixel to the next; fabio codes steps of
 # at most 32 bits (a step of 2**31 or more is written wrongly), so the pixels of one
 # image must span less than 2**31: with -1 for missing pixels, counts stop at 2**31 - 2.
 CBF_MAX = INT32_MAX - 1
+PHOTON_CUTOFF = 2**31 - 128      # the largest float32 below 2**31 - 1
 # a fixed time stamp: the same inputs give the same bytes (dxtbx needs the line)
 _TIMESTAMP = "2000-01-01T00:00:00.000"
 
@@ -61,18 +60,21 @@ def counts_for_cbf(float_image, noise_image=None, adc_offset=40.0, rendered=None
 
     With a noise image: its Poisson photon counts without the ADC offset (the noise
     image clips at 65535, so the cutoff is 65535 - ADC offset). Without one: the
-    expected photons rounded to the nearest integer, clipped to 0..CBF_MAX.
+    expected photons rounded to the nearest integer (NaN as 0), clipped to
+    0..PHOTON_CUTOFF (the largest float32 below 2**31 - 1).
     ``rendered``: a bool mask of the pixels nbsim rendered; the others become -1."""
     if noise_image is not None:
         cutoff = int(65535 - math.ceil(adc_offset)) if adc_offset > 0 else 65535
-        counts = np.asarray(noise_image, dtype=np.int64) - int(round(adc_offset))
-        counts = np.clip(counts, 0, CBF_MAX).astype(np.int32)
+        counts = np.asarray(noise_image).astype(np.int32)     # 16-bit values: no overflow
+        counts -= int(round(adc_offset))
+        np.maximum(counts, 0, out=counts)
     else:
-        cutoff = CBF_MAX
-        with np.errstate(invalid="ignore", over="ignore"):
-            x = np.rint(np.asarray(float_image, dtype=np.float64))
-            x = np.nan_to_num(x, nan=0.0, posinf=CBF_MAX, neginf=0.0)
-            counts = np.clip(x, 0, CBF_MAX).astype(np.int32)
+        # float32 throughout (the image's own precision; 4 passes over the image)
+        cutoff = PHOTON_CUTOFF
+        x = np.rint(np.asarray(float_image, dtype=np.float32))
+        np.fmax(x, np.float32(0.0), out=x)             # fmax: NaN becomes 0
+        np.fmin(x, np.float32(PHOTON_CUTOFF), out=x)
+        counts = x.astype(np.int32)
     if rendered is not None:
         counts[~rendered] = -1
     return counts, cutoff
@@ -134,12 +136,6 @@ def write_minicbf(path, counts, model, scan_start=None, scan_increment=None,
               "_array_data.header_contents": format_pilatus_header(model, start, step,
                                                                    count_cutoff)}
     image = CbfImage(data=np.ascontiguousarray(data), header=header)
-    # fabio writes to a file name; write next to nothing the user sees, then move
-    # the bytes atomically (and through links/devices) as every nbsim output is
-    name = os.path.basename(os.fspath(path)) or "image.cbf"
-    with tempfile.TemporaryDirectory(prefix="nbsim-cbf-") as tmp:
-        scratch = os.path.join(tmp, name)
+    # fabio names the CIF data block after the file: the scratch file keeps the name
+    with atomic_path(path) as scratch:
         image.write(scratch)
-        with open(scratch, "rb") as handle:
-            blob = handle.read()
-    atomic_write_bytes(path, blob)

@@ -24,11 +24,10 @@ master file maps with an HDF5 virtual dataset (:func:`write_nxmx_data_file` per 
 or block, then :func:`write_nxmx_master`), the layout Eiger detectors write. Data are
 compressed with Bitshuffle/LZ4 through hdf5plugin when it is installed (what DIALS
 reads natively; a plain h5py reader then needs ``import hdf5plugin``), with gzip
-otherwise. Files are built in memory and written atomically.
+otherwise. Files are written to a temporary name and renamed (nothing half-written).
 """
 from __future__ import annotations
 
-import io
 import math
 import os
 from dataclasses import dataclass
@@ -37,7 +36,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from ..errors import NbsimError
-from .atomic import atomic_write_bytes
+from .atomic import atomic_path
 
 __all__ = ["DataInfo", "require_h5py", "write_nxmx", "write_nxmx_data_file",
            "write_nxmx_master", "data_info", "DATA_PATH"]
@@ -237,10 +236,6 @@ def _check(model, scan, nframes):
             raise NbsimError("-nexusfile: %s is not a finite number" % name)
 
 
-def _finish(path, buffer):
-    atomic_write_bytes(path, buffer.getbuffer())
-
-
 def write_nxmx(path, model, frames, scan=None, info: Optional[DataInfo] = None):
     """One NXmx file holding ``frames`` ([n, slow, fast], or one 2-D frame).
 
@@ -251,26 +246,22 @@ def write_nxmx(path, model, frames, scan=None, info: Optional[DataInfo] = None):
     scan = scan or model.scan(frames=arr.shape[0])
     info = info or data_info("float")
     _check(model, scan, arr.shape[0])
-    buffer = io.BytesIO()
-    with h5py.File(buffer, "w") as f:
+    with atomic_path(path) as scratch, h5py.File(scratch, "w") as f:
         data, det = _write_metadata(f, model, scan, info, arr.shape[1:])
         ds = data.create_dataset("data", data=arr, chunks=_chunks(arr.shape, arr.itemsize),
                                  **_compression())
         det["data"] = ds
-    _finish(path, buffer)
 
 
 def write_nxmx_data_file(path, frames):
     """A data file of a master/data pair: ``/entry/data/data`` [n, slow, fast] only."""
     h5py = require_h5py()
     arr = _frames_array(frames)
-    buffer = io.BytesIO()
-    with h5py.File(buffer, "w") as f:
+    with atomic_path(path) as scratch, h5py.File(scratch, "w") as f:
         entry = _group(f, "entry", "NXentry")
         data = _group(entry, "data", "NXdata")
         data.create_dataset("data", data=arr, chunks=_chunks(arr.shape, arr.itemsize),
                             **_compression())
-    _finish(path, buffer)
 
 
 def write_nxmx_master(path, model, data_files: Sequence[str], frame_shape, dtype,
@@ -299,9 +290,8 @@ def write_nxmx_master(path, model, data_files: Sequence[str], frame_shape, dtype
                                     dtype=dtype)
         layout[start:start + n] = source
         start += n
-    buffer = io.BytesIO()
-    with h5py.File(buffer, "w", libver=("v110", "latest")) as f:
+    with atomic_path(path) as scratch, \
+            h5py.File(scratch, "w", libver=("v110", "latest")) as f:
         data, det = _write_metadata(f, model, scan, info, (slow, fast))
         ds = data.create_virtual_dataset("data", layout, fillvalue=0)
         det["data"] = ds
-    _finish(path, buffer)

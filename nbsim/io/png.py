@@ -1,6 +1,10 @@
 """PNG previews (``-pngfile``): an 8-bit picture of the float image a person can read.
 
-One image pixel per detector pixel, rows = slow axis (as the other outputs). Grey
+One image pixel per detector pixel, rows = slow axis (as the other outputs), up to
+1024 pixels a side; a larger detector is shown reduced by the smallest whole factor k
+that brings it there, each PNG pixel the brightest of its k x k block, so that no spot
+disappears (a 2048² detector gives a 1024² preview, which is also what a screen
+shows of it, and costs a quarter of the time to write). Grey
 levels follow a logarithmic scale, so that weak spots and the bright ones are both
 visible: level = 254 · ln(1 + g·v/top) / ln(1 + g) for 0 ≤ v ≤ top (g = 1000; v above
 ``top`` is white, below 0 black), where ``top`` is ``-png_scale`` or, by default, the
@@ -24,6 +28,7 @@ __all__ = ["LOG_GAIN", "auto_top", "log_levels", "encode_png", "preview_png", "w
 
 LOG_GAIN = 1000.0
 _SAMPLE = 1 << 18            # pixels looked at for the automatic scale
+MAX_SIDE = 1024              # larger images are reduced (see the module docstring)
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MARK = 255                   # palette index of the beam-centre mark
 
@@ -123,6 +128,24 @@ def _mark(levels, centre):
                 levels[s, max(0, cf + lo):max(0, min(w, cf + hi))] = MARK
 
 
+def reduction(shape, max_side=MAX_SIDE):
+    """The whole factor by which an image of ``shape`` is reduced (1: not at all)."""
+    return max(1, -(-max(shape) // max_side))
+
+
+def block_max(img, k):
+    """The maximum of each k x k block (the last blocks padded with -inf)."""
+    if k == 1:
+        return img
+    h, w = img.shape
+    H, W = -(-h // k), -(-w // k)
+    if (H * k, W * k) != (h, w):
+        padded = np.full((H * k, W * k), -np.inf, dtype=np.float32)
+        padded[:h, :w] = img
+        img = padded
+    return np.asarray(img, dtype=np.float32).reshape(H, k, W, k).max(axis=(1, 3))
+
+
 def preview_png(image, beam_centre_px=None, top=None, rendered=None):
     """(PNG bytes, top used) of the preview of a float image [slow, fast]."""
     img = np.asarray(image)
@@ -130,16 +153,18 @@ def preview_png(image, beam_centre_px=None, top=None, rendered=None):
         raise ValueError("preview_png needs a 2-D image, got shape %s" % (img.shape,))
     if top is None:
         top = auto_top(img, rendered)
-    levels = log_levels(img, top)
+    k = reduction(img.shape)
+    levels = log_levels(block_max(img, k), top)
     if beam_centre_px is not None and all(math.isfinite(c) for c in beam_centre_px):
-        _mark(levels, beam_centre_px)
+        _mark(levels, (beam_centre_px[0] / k, beam_centre_px[1] / k))
     text = {"Software": "nbsim",
             "Description": "log scale: grey = 254 ln(1 + %g v/top)/ln(1 + %g), top = %s "
                            "photons (white); red cross: beam centre" % (LOG_GAIN, LOG_GAIN,
-                                                                         repr(float(top)))}
+                                                                         repr(float(top))),
+            "Reduction": "%d (each pixel the maximum of %dx%d detector pixels)" % (k, k, k)}
     if beam_centre_px is not None:
         text["Beam centre (fast, slow) px"] = "%r %r" % tuple(float(c) for c in beam_centre_px)
-    return encode_png(levels, palette=_palette(), text=text), top
+    return encode_png(levels, palette=_palette(), text=text, level=1), top
 
 
 def write_preview_png(path, image, beam_centre_px=None, top=None, rendered=None):
