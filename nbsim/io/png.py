@@ -143,7 +143,15 @@ def block_max(img, k):
         padded = np.full((H * k, W * k), -np.inf, dtype=np.float32)
         padded[:h, :w] = img
         img = padded
-    return np.asarray(img, dtype=np.float32).reshape(H, k, W, k).max(axis=(1, 3))
+    img = np.asarray(img, dtype=np.float32)
+    # k*k strided slices, each (H, W): one pass over the image (reshape-and-reduce over
+    # the small axes is many times slower in numpy)
+    out = img[0::k, 0::k].copy()
+    for i in range(k):
+        for j in range(k):
+            if i or j:
+                np.maximum(out, img[i::k, j::k], out=out)
+    return out
 
 
 def preview_png(image, beam_centre_px=None, top=None, rendered=None):
