@@ -295,7 +295,7 @@ def _check_paths(cfg):
         raise NbsimError("%s: cannot read '%s' (%s)" % (flag, path, why))
 
 
-def _check_outputs(cfg):
+def _check_outputs(cfg, plan=None):
     """Refuse an output that cannot be written before anything is rendered or written,
     so that a bad -intfile does not leave a fresh floatimage.bin behind."""
     o = cfg.output
@@ -307,7 +307,7 @@ def _check_outputs(cfg):
     for flag, field in OUTPUT_FILE_FLAGS.items():
         if getattr(o, field):
             outs.append((flag, getattr(o, field)))
-    _check_output_formats(cfg)
+    _check_output_formats(cfg, plan)
     for flag, path in outs:
         if not path:
             raise NbsimError("%s: empty file name" % flag)
@@ -327,7 +327,7 @@ def _check_outputs(cfg):
             raise NbsimError("%s: cannot write '%s' (permission denied)" % (flag, path))
 
 
-def _check_output_formats(cfg):
+def _check_output_formats(cfg, plan=None):
     """What the nbsim-only formats need, checked before rendering: their packages,
     a detector the format can hold, and the image asked for."""
     o = cfg.output
@@ -342,6 +342,12 @@ def _check_output_formats(cfg):
         require_fabio("-cbffile")
         fpixels, spixels, _, _ = detector_size(cfg)
         check_cbf_size(fpixels, spixels)
+        if plan is not None:
+            from .experiment import model_from_plan
+            if model_from_plan(plan).beam_centre_px is None:
+                raise NbsimError("-cbffile: the beam does not meet the detector plane, so a "
+                                 "miniCBF header (beam centre, distance) cannot describe it; "
+                                 "use -nexusfile")
 
 
 def run(args, out=None, warn=_warn, hkl_cache=None):
@@ -374,7 +380,7 @@ def run(args, out=None, warn=_warn, hkl_cache=None):
         print(usage_text(), file=out)
         print("nanoBragg: %s" % exc, file=sys.stderr)
         return 9
-    _check_outputs(cfg)
+    _check_outputs(cfg, plan)
     for w in plan.extra.get("warnings", []):
         warn(w)
     g = plan.geom

@@ -22,7 +22,8 @@ a flag, does not parse as a number, follows a flag that is not an output-file fl
 names an existing path relative to the current folder is made absolute, so input files
 (``-hkl``, ``-mat``, ``-sourcefile``, ``-img``, ``-mask`` ...) are found.  Output-file
 names (``-floatfile``, ``-intfile``, ``-noisefile``, ``-pgmfile``, their ``*image``
-spellings, ``-dump``, ``-tifffile``) stay relative and must not be absolute or climb
+spellings, ``-dump``, and nbsim's ``-tifffile``, ``-nexusfile``, ``-cbffile``,
+``-geomfile``, ``-pngfile``) stay relative and must not be absolute or climb
 out with ``..``.  Note that nanoBragg reads ``Fdump.bin`` from its working folder when
 ``-hkl`` is absent; the run folders start empty, so no such file is there.
 
@@ -155,7 +156,8 @@ SCHEMA_VERSION = 1
 
 OUTPUT_FLAGS = frozenset({
     "-floatfile", "-floatimage", "-intfile", "-intimage", "-pgmfile", "-pgmimage",
-    "-noisefile", "-noiseimage", "-dump", "-tifffile",
+    "-noisefile", "-noiseimage", "-dump", "-tifffile", "-nexusfile", "-cbffile", "-geomfile",
+    "-pngfile",
 })
 _FLOAT_FLAGS = ("-floatfile", "-floatimage")
 DEFAULT_FLOAT_NAME = "floatimage.bin"

@@ -27,7 +27,8 @@ def run(args, capsys):
 
 
 def one_line_error(err, *fragments):
-    lines = [ln for ln in err.splitlines() if ln.strip()]
+    lines = [ln for ln in err.splitlines()
+             if ln.strip() and not ln.startswith("nbsim: warning:")]
     assert len(lines) == 1 and lines[0].startswith("nanoBragg: error: "), err
     for fragment in fragments:
         assert fragment in lines[0], (fragment, lines[0])
@@ -157,3 +158,10 @@ def test_missing_package_is_a_one_line_error(capsys, workdir, monkeypatch, flag,
 def test_tilted_detector_cbf_warns(capsys, workdir):
     code, _o, err = run(BASE + ["-twotheta", "10", "-cbffile", "a.cbf"], capsys)
     assert code == 0 and "cannot describe a detector that is not perpendicular" in err
+
+
+def test_beam_missing_the_detector_refused_for_cbf_before_rendering(capsys, workdir):
+    code, _o, err = run(BASE + ["-xds", "-twotheta", "100", "-cbffile", "a.cbf"], capsys)
+    assert code == 2
+    one_line_error(err, "-cbffile", "does not meet the detector plane")
+    assert os.listdir(".") == []
