@@ -11,7 +11,8 @@ BASE = "-cell 70 80 90 90 90 90 -default_F 100 -lambda 1.3 -pixel 0.172 -seed 1 
 ROT = "-detector_rotx 2.5 -detector_roty -3 -detector_rotz 4"
 
 CASES = [
-    ("mosflm", "-detpixels_f 48 -detpixels_s 40 -distance 120 -Xbeam 3.1 -Ybeam 4.2 -phi 10 -osc 0.5"),
+    ("mosflm", "-detpixels_f 48 -detpixels_s 40 -distance 120 -Xbeam 3.1 -Ybeam 4.2 "
+               "-phi 10 -osc 0.5"),
     ("mosflm_rot_2theta", "-detpixels_f 48 -detpixels_s 40 -distance 120 -Xbeam 3.1 -Ybeam 4.2 "
                           + ROT + " -twotheta 15 -phi -30 -osc 1"),
     ("xds", "-xds -detpixels_f 40 -detpixels_s 48 -distance 90 -ORGX 20.3 -ORGY 17.8 "

@@ -145,7 +145,8 @@ def test_mosflm_frame_matches_nanobraggs_dials_origin():
 
 def test_phi_scan_of_stacked_frames(tmp_path):
     plan, model = model_for(CASES[0][1])
-    frames = np.random.default_rng(3).poisson(5.0, (4, plan.spixels, plan.fpixels)).astype(np.uint16)
+    shape = (4, plan.spixels, plan.fpixels)
+    frames = np.random.default_rng(3).poisson(5.0, shape).astype(np.uint16)
     scan = Scan(start=-12.5, increment=0.25, frames=4)
     info = nexus.data_info("noise", adc_offset=40.0)
     nexus.write_nxmx(tmp_path / "scan.h5", model, frames, scan, info)

@@ -21,7 +21,8 @@ def test_levels_follow_the_log_scale(tmp_path):
     png.write_preview_png(tmp_path / "a.png", img, top=top)
     mode, idx, palette, text = read(tmp_path / "a.png")
     assert mode == "P" and idx.shape == (2, 4)
-    expect = [round(254 * math.log1p(1000 * v / top) / math.log1p(1000)) for v in (0, 1, 10, 100, 1000)]
+    expect = [round(254 * math.log1p(1000 * v / top) / math.log1p(1000))
+              for v in (0, 1, 10, 100, 1000)]
     assert idx[0].tolist() == expect[:4] and idx[1, 0] == 254
     assert idx[1, 1] == 254 and idx[1, 2] == 0 and idx[1, 3] == 0      # clipped, NaN black
     grey = np.array(palette[:255 * 3]).reshape(255, 3)
