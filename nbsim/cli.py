@@ -7,7 +7,11 @@ nanoBragg.c applies them; nbsim-only flags are handled first:
   -threads N             threads for the engine (default: all cores)
   -c_parity              reproduce the reference's φ=0 carry-over defect
   -fast                  fast mode (see README; accuracy stated there)
-  -tifffile FILE         also write the float image as a float32 TIFF
+  -tifffile FILE         also write the float image as a float32 TIFF (with geometry tags)
+  -nexusfile FILE        also write an NXmx (NeXus/HDF5) file; -nexus_data float|int|noise
+  -cbffile FILE          also write a Pilatus-style miniCBF of the photon counts
+  -geomfile FILE         also write a CrystFEL geometry file for the NXmx file
+  -pngfile FILE          also write a PNG preview (log scale; -png_scale PHOTONS is white)
   -version               print the nbsim version
   -h, -help, --help      list every flag
 """
@@ -23,7 +27,14 @@ from .config import Config, flat_defaults
 from .errors import NbsimError
 
 NBSIM_FLAGS = {"-engine": 1, "-threads": 1, "-c_parity": 0, "-fast": 0, "-tifffile": 1,
+               "-nexusfile": 1, "-nexus_data": 1, "-cbffile": 1, "-geomfile": 1,
+               "-pngfile": 1, "-png_scale": 1,
                "-version": 0, "--version": 0, "-h": 0, "-help": 0, "--help": 0}
+
+# nbsim-only output files: flag -> OutputConfig field
+OUTPUT_FILE_FLAGS = {"-tifffile": "tifffile", "-nexusfile": "nexusfile", "-cbffile": "cbffile",
+                     "-geomfile": "geomfile", "-pngfile": "pngfile"}
+NEXUS_DATA = ("float", "int", "noise")
 
 
 MAX_THREADS = 1024
@@ -73,6 +84,18 @@ def usage_text():
         "  -c_parity                                    reproduce nanoBragg.c's phi=0 carry-over",
         "  -fast                                        fast mode (not bit-identical; see README)",
         "  -tifffile <file>                             also write the float image as TIFF",
+        "                                               (geometry in its tags and description)",
+        "  -nexusfile <file>                            also write an NXmx NeXus/HDF5 file",
+        "  -nexus_data float|int|noise                  image the NXmx file holds (default float)",
+        "  -cbffile <file>                              also write a miniCBF (Pilatus header) of",
+        "                                               the noise image's photon counts, or of",
+        "                                               the rounded photons with -nonoise",
+        "  -geomfile <file>                             also write a CrystFEL .geom for the",
+        "                                               NXmx file",
+        "  -pngfile <file>                              also write an 8-bit PNG preview (log",
+        "                                               scale, beam centre marked in red)",
+        "  -png_scale <photons>                         pixel value shown white in the PNG",
+        "                                               (default: 99.9th percentile)",
         "  -version                                     print the version",
         "defaults: -lambda 1 -distance 100 -detsize 102.4 -pixel 0.1 -N 1 -adc 40",
         "  -fluence 1.26e29 -beamsize 0.1 -exposure 1 -mosaic_seed 12345678 -seed <time>",
@@ -155,7 +178,9 @@ def config_from_args(args, warn=_warn):
     from .flags import apply_reference_rules
 
     opts = {"engine": None, "threads": None, "c_parity": False, "fast": False,
-            "tifffile": None, "version": False, "help": False}
+            "tifffile": None, "nexusfile": None, "nexus_data": "float", "cbffile": None,
+            "geomfile": None, "pngfile": None, "png_scale": None,
+            "version": False, "help": False}
     i = 0
     while i < len(args):
         w = args[i]
@@ -179,10 +204,23 @@ def config_from_args(args, warn=_warn):
                 opts["c_parity"] = True
             elif w == "-fast":
                 opts["fast"] = True
-            elif w == "-tifffile":
-                opts["tifffile"] = args[i + 1]
-                if not opts["tifffile"]:
-                    raise NbsimError("-tifffile: empty file name")
+            elif w in OUTPUT_FILE_FLAGS:
+                opts[OUTPUT_FILE_FLAGS[w]] = args[i + 1]
+                if not args[i + 1]:
+                    raise NbsimError("%s: empty file name" % w)
+            elif w == "-nexus_data":
+                if args[i + 1] not in NEXUS_DATA:
+                    raise NbsimError("-nexus_data: expected float, int or noise, got '%s'"
+                                     % args[i + 1])
+                opts["nexus_data"] = args[i + 1]
+            elif w == "-png_scale":
+                try:
+                    opts["png_scale"] = float(args[i + 1])
+                except ValueError:
+                    raise NbsimError("-png_scale: expected a number, got '%s'" % args[i + 1])
+                if not (opts["png_scale"] > 0.0 and math.isfinite(opts["png_scale"])):
+                    raise NbsimError("-png_scale: must be a positive number of photons (got %s)"
+                                     % args[i + 1])
             elif w in ("-version", "--version"):
                 opts["version"] = True
             else:
@@ -230,7 +268,9 @@ def config_from_args(args, warn=_warn):
         v["misset"] = None
     v["c_parity"] = opts["c_parity"]
     v["fast"] = opts["fast"]
-    v["tifffile"] = opts["tifffile"]
+    for key in ("tifffile", "nexusfile", "nexus_data", "cbffile", "geomfile", "pngfile",
+                "png_scale"):
+        v[key] = opts[key]
     if v["mask"] is not None:
         m = v["mask"]
         from .geometry import detector_size
@@ -256,7 +296,7 @@ def _check_paths(cfg):
         raise NbsimError("%s: cannot read '%s' (%s)" % (flag, path, why))
 
 
-def _check_outputs(cfg):
+def _check_outputs(cfg, plan=None):
     """Refuse an output that cannot be written before anything is rendered or written,
     so that a bad -intfile does not leave a fresh floatimage.bin behind."""
     o = cfg.output
@@ -265,8 +305,10 @@ def _check_outputs(cfg):
         outs.append(("-pgmfile", o.pgmfile))
     if cfg.noise.calculate_noise:
         outs.append(("-noisefile", o.noisefile))
-    if o.tifffile:
-        outs.append(("-tifffile", o.tifffile))
+    for flag, field in OUTPUT_FILE_FLAGS.items():
+        if getattr(o, field):
+            outs.append((flag, getattr(o, field)))
+    _check_output_formats(cfg, plan)
     for flag, path in outs:
         if not path:
             raise NbsimError("%s: empty file name" % flag)
@@ -284,6 +326,29 @@ def _check_outputs(cfg):
                                  % (flag, path, os.path.dirname(path) or "."))
         elif not os.access(real, os.W_OK):
             raise NbsimError("%s: cannot write '%s' (permission denied)" % (flag, path))
+
+
+def _check_output_formats(cfg, plan=None):
+    """What the nbsim-only formats need, checked before rendering: their packages,
+    a detector the format can hold, and the image asked for."""
+    o = cfg.output
+    if o.nexusfile:
+        from .io.nexus import require_h5py
+        require_h5py("-nexusfile")
+        if o.nexus_data == "noise" and not cfg.noise.calculate_noise:
+            raise NbsimError("-nexus_data noise: there is no noise image (-nonoise was given)")
+    if o.cbffile:
+        from .geometry import detector_size
+        from .io.cbf import check_cbf_size, require_fabio
+        require_fabio("-cbffile")
+        fpixels, spixels, _, _ = detector_size(cfg)
+        check_cbf_size(fpixels, spixels)
+        if plan is not None:
+            from .experiment import model_from_plan
+            if model_from_plan(plan).beam_centre_px is None:
+                raise NbsimError("-cbffile: the beam does not meet the detector plane, so a "
+                                 "miniCBF header (beam centre, distance) cannot describe it; "
+                                 "use -nexusfile")
 
 
 def run(args, out=None, warn=_warn, hkl_cache=None):
@@ -316,7 +381,7 @@ def run(args, out=None, warn=_warn, hkl_cache=None):
         print(usage_text(), file=out)
         print("nanoBragg: %s" % exc, file=sys.stderr)
         return 9
-    _check_outputs(cfg)
+    _check_outputs(cfg, plan)
     for w in plan.extra.get("warnings", []):
         warn(w)
     g = plan.geom
@@ -375,16 +440,77 @@ def write_outputs(res, out=None):
         print("pgm_scale = %s" % fmt_g(res.pgm_scale), file=out)
         print("writing %s as 1-byte integers" % o.pgmfile, file=out)
         pgm.write_pgm(o.pgmfile, res.pgm_image, p.fpixels, p.spixels, res.pgm_scale)
+    model = None
+    if any(getattr(o, f) for f in OUTPUT_FILE_FLAGS.values()):
+        from .experiment import model_from_plan
+        model = model_from_plan(p)
     if o.tifffile:
         from .io import tiff
         print("writing %s as a float32 TIFF" % o.tifffile, file=out)
-        tiff.write_float_tiff(o.tifffile, res.float_image)
+        tiff.write_float_tiff(o.tifffile, res.float_image, model)
     if res.noise_image is not None:
         photons = ("-nan" if math.copysign(1.0, res.photons) < 0 else "nan") \
             if math.isnan(res.photons) else "%.0f" % res.photons
         print("%s photons on noise image (%d overloads)" % (photons, res.overloads), file=out)
         print("writing %s as 2-byte integers" % o.noisefile, file=out)
         smv.write_smv(o.noisefile, _smv_header(res, True), res.noise_image)
+    if model is not None:
+        write_geometry_outputs(res, model, out)
+
+
+def _rendered_pixels(plan):
+    """Bool [slow, fast]: the pixels nbsim rendered (inside -roi and the -mask)."""
+    import numpy as np
+    xmin, xmax, ymin, ymax = plan.roi
+    keep = np.zeros((plan.spixels, plan.fpixels), dtype=bool)
+    keep[max(ymin, 0):ymax + 1, max(xmin, 0):xmax + 1] = True
+    if plan.mask is not None:
+        keep &= plan.mask != 0
+    return keep
+
+
+def write_geometry_outputs(res, model, out=None):
+    """The nbsim-only outputs that carry the geometry: NXmx, miniCBF, CrystFEL geometry
+    and PNG preview (the TIFF is written with the reference's outputs)."""
+    out = out or sys.stdout
+    o = res.plan.config.output
+    p = res.plan
+    if model.curved and (o.nexusfile or o.cbffile or o.geomfile):
+        _warn("-curved_det: the NXmx, CBF and CrystFEL outputs describe the detector as "
+              "flat (their formats have no curved detector)")
+    if o.cbffile and model.is_tilted:
+        _warn("-cbffile: a miniCBF header cannot describe a detector that is not "
+              "perpendicular to the beam (rotations or two-theta); readers will place it "
+              "perpendicular at the true beam centre and distance (use -nexusfile)")
+    kind = o.nexus_data
+    if o.nexusfile:
+        from .io import nexus
+        images = {"float": res.float_image, "int": res.int_image, "noise": res.noise_image}
+        info = nexus.data_info(kind, model.adc_offset, res.intfile_scale)
+        print("writing %s as NXmx NeXus/HDF5 (%s image)" % (o.nexusfile, kind), file=out)
+        nexus.write_nxmx(o.nexusfile, model, images[kind], info=info)
+    if o.cbffile:
+        from .io import cbf
+        counts, cutoff = cbf.counts_for_cbf(res.float_image, res.noise_image,
+                                            model.adc_offset, _rendered_pixels(p))
+        print("writing %s as a miniCBF of %s" % (
+            o.cbffile, "noise-image photon counts" if res.noise_image is not None
+            else "rounded photons"), file=out)
+        cbf.write_minicbf(o.cbffile, counts, model, count_cutoff=cutoff)
+    if o.geomfile:
+        from .io import crystfel_geom
+        adu = res.intfile_scale if kind == "int" else 1.0
+        print("writing %s as a CrystFEL geometry file" % o.geomfile, file=out)
+        crystfel_geom.write_geom(
+            o.geomfile, model, adu_per_photon=adu,
+            max_adu=65535 if kind in ("int", "noise") else None,
+            data_file=os.path.basename(o.nexusfile) if o.nexusfile else None)
+    if o.pngfile:
+        from .io import png
+        top = png.write_preview_png(o.pngfile, res.float_image, model.beam_centre_px,
+                                    o.png_scale, _rendered_pixels(p))
+        print("writing %s as an 8-bit PNG preview (white = %g photons)" % (o.pngfile, top),
+              file=out)
 
 
 def main(argv=None):

@@ -160,6 +160,13 @@ class OutputConfig:
     noisefile: Optional[str] = "noiseimage.img"
     pgmfile: Optional[str] = "image.pgm"
     tifffile: Optional[str] = None
+    # nbsim-only outputs with the geometry (see nbsim.io.nexus, cbf, crystfel_geom, png)
+    nexusfile: Optional[str] = None
+    nexus_data: str = "float"        # float | int | noise: which image the NXmx file holds
+    cbffile: Optional[str] = None
+    geomfile: Optional[str] = None
+    pngfile: Optional[str] = None
+    png_scale: Optional[float] = None   # photons shown white; None: automatic
     write_pgm: bool = True
     intfile_scale: float = 0.0
     pgm_scale: float = 0.0
