@@ -167,7 +167,7 @@ def test_toml_job_files(tmp_path):
     ({"args": BASE, "frames": 2, "vary": {"phi": [1, 2]}}, "not a flag"),
     ({"args": BASE, "frames": 2, "vary": {"-phi": {"start": 0}}}, "start"),
     ({"args": BASE, "frames": 2, "outputs": {"-floatfile": "same.bin"}}, "no {frame} field"),
-    ({"args": BASE, "frames": 2, "outputs": {"-floatfile": "{frme}.bin"}}, "bad template"),
+    ({"args": BASE, "frames": 2, "outputs": {"-floatfile": "{frme}.bin"}}, "field {frme}"),
     ({"args": BASE, "frames": 2, "outputs": {"-hkl": "x{frame}"}}, "not one of"),
     ({"args": BASE + " -floatfile x.bin", "frames": 2}, "args set -floatfile"),
 ])
@@ -245,8 +245,11 @@ def test_under_mpiexec_two_ranks_give_the_single_process_files(tmp_path):
     done = subprocess.run([_mpiexec(), "-n", "2", sys.executable, "-m", "nbsim.batch", job],
                           env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "rank 0 of 2 (mpi4py) takes 2" in done.stdout
-    assert "rank 1 of 2 (mpi4py) takes 2" in done.stdout
+    assert "rank 0 of 2 (mpi4py), dynamic schedule" in done.stdout
+    assert "rank 1 of 2 (mpi4py), dynamic schedule" in done.stdout
+    rendered = [int(line.split(": ")[2].split()[0]) for line in done.stdout.splitlines()
+                if " rendered, " in line]
+    assert sorted(rendered) != [0, 0] and sum(rendered) == 4     # each frame once
     assert outputs_of(parallel / "scan") == outputs_of(single / "scan")
 
 
