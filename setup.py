@@ -18,7 +18,7 @@ setup(
     long_description_content_type="text/markdown",
     packages=find_packages(include=["nbsim", "nbsim.*"]),
     python_requires=">=3.9",
-    install_requires=["numpy", "numba", "cffi>=1.15", "tifffile"],
+    install_requires=["numpy", "numba", "cffi>=1.15", "tifffile", 'tomli; python_version<"3.11"'],
     setup_requires=["cffi>=1.15"] if cffi_modules else [],
     cffi_modules=cffi_modules,
     extras_require={"test": ["pytest"], "mpi": ["mpi4py"]},

@@ -152,7 +152,7 @@ def why_not_done(job, frame, digests, mark=None):
             return "malformed marker"
         flag, path, want = item
         try:
-            have = digests.of(path)
+            have = digests.of(os.path.join(job.folder, path))     # as the frame runs there
         except OSError:
             have = "unreadable"
         if have != want:

@@ -225,13 +225,22 @@ def _recent(mark, started):
     return isinstance(t, (int, float)) and t >= started
 
 
+def _listing(job):
+    try:
+        return set(os.listdir(job.directory))
+    except OSError:
+        return set()
+
+
 def _forget_stale_markers(job, schedule, claims, digests, force, started):
     """Pass 1 over this rank's share; returns how many old frames are intact."""
     intact = 0
+    listed = _listing(job)     # one listing, not two stats per frame of a long job
     for frame in schedule.share():
-        done_path, failed_path = job.marker_path(frame), job.failed_path(frame)
-        if not (os.path.exists(done_path) or os.path.exists(failed_path)):
+        key = job.key(frame)
+        if "." + key + ".done" not in listed and "." + key + ".failed" not in listed:
             continue
+        done_path, failed_path = job.marker_path(frame), job.failed_path(frame)
         done, failed = markers.read_marker(done_path), markers.read_marker(failed_path)
         if _recent(done, started) or _recent(failed, started):
             continue                     # written by this run's other ranks
@@ -256,10 +265,7 @@ def _forget_stale_markers(job, schedule, claims, digests, force, started):
 def _render(job, schedule, claims, digests, opts, started, out, err):
     intact = _forget_stale_markers(job, schedule, claims, digests, opts.force, started)
     walk = schedule.walk()
-    try:
-        listed = set(os.listdir(job.directory))
-    except OSError:
-        listed = set()
+    listed = _listing(job)
     todo = bytearray(job.frames)
     for frame in walk:
         key = job.key(frame)
