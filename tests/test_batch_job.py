@@ -45,6 +45,9 @@ def one_line_error(tmp_path, words, **spec):
     ({"outputs": {"-floatfile": "{frame:/>4}"}}, "is outside the output folder"),
     ({"outputs": {"-floatfile": "{name}{frame}", "-intfile": "{name}{frame}"}},
      "is also the file of -floatfile"),
+    ({"frames": 1, "directory": ".", "outputs": {"-floatfile": "scan.json"}},
+     "would overwrite the job file"),
+    ({"outputs": {"-floatfile": "{name}_{frame:05d}.log"}}, "would overwrite the frame's log"),
 ])
 def test_outputs_stay_inside_the_output_folder(tmp_path, spec, words):
     one_line_error(tmp_path, words, **spec)

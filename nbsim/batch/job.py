@@ -240,6 +240,11 @@ class Job:
             if path in seen:
                 raise NbsimError("%s: %r is also the file of %s" % (where, rel, seen[path]))
             seen[path] = flag
+            full = os.path.normpath(os.path.join(self.folder, path))
+            for what, other in (("the job file", self.path), ("the frame's log",
+                                                              self.log_path(frame))):
+                if full == other:
+                    raise NbsimError("%s: %r would overwrite %s" % (where, rel, what))
             if absolute:
                 out.append((flag, os.path.normpath(os.path.join(self.folder, path))))
             else:

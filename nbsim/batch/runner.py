@@ -192,9 +192,11 @@ def run(opts, out=None, err=None):
     schedule = Schedule(kind, rank, ranks, job.frames)
     if not opts.stale_after > 0:
         raise NbsimError("--stale-after must be a positive number of seconds")
+    threads_set = False
     if ranks > 1 and "-threads" not in job.args and not (os.environ.get("NBSIM_THREADS")
                                                          or os.environ.get("OMP_NUM_THREADS")):
         os.environ["NBSIM_THREADS"] = str(default_threads(ranks_on_this_node(source)))
+        threads_set = True
     old = os.getcwd()
     os.chdir(job.folder)
     try:
@@ -218,6 +220,8 @@ def run(opts, out=None, err=None):
             claims.release_all()
     finally:
         os.chdir(old)
+        if threads_set:          # leave the environment as it was for the caller
+            os.environ.pop("NBSIM_THREADS", None)
 
 
 def _recent(mark, started):
@@ -304,10 +308,12 @@ def _render(job, schedule, claims, digests, opts, started, out, err):
         progress.close()
     elapsed = progress.elapsed()
     per = " (%.2f s per frame)" % (elapsed / rendered) if rendered else ""
+    # CPU seconds of this process (all its threads): unlike the elapsed time, they
+    # hardly change when other work shares the machine
     print("nbsim-batch: rank %d: %d rendered, %d already done, %d failed, %d taken by "
-          "others; %s%s; job: %d of %d frames done"
+          "others; %s%s, cpu %.2f s; job: %d of %d frames done"
           % (schedule.rank, rendered, intact, len(failed), others, hms(elapsed), per,
-             markers.count_done(job), job.frames), file=out, flush=True)
+             time.process_time(), markers.count_done(job), job.frames), file=out, flush=True)
     if failed:
         shown = ", ".join(str(f) for f in failed[:10]) + (", ..." if len(failed) > 10 else "")
         print("nbsim-batch: failed frames: %s (see their logs in %s)" % (shown, job.directory),
@@ -380,6 +386,10 @@ def main(argv=None):
     except MemoryError:
         print("nbsim-batch: error: not enough memory", file=sys.stderr)
         return 12
+    except OSError as exc:      # e.g. an output folder that became unwritable mid-job
+        sys.stdout.flush()
+        print("nbsim-batch: error: %s" % exc, file=sys.stderr)
+        return 2
     finally:
         if previous is not None:
             with contextlib.suppress(ValueError):
