@@ -141,14 +141,19 @@ def test_the_holder_keeps_its_claim_fresh(tmp_path):
 
 
 def test_two_processes_never_hold_the_same_claim(tmp_path):
-    code = ("import sys; from nbsim.batch.claims import Claims\n"
+    # each holds what it got until both are through (the claims of a process that has
+    # ended are stale, and rightly taken over)
+    code = ("import os, sys, time; from nbsim.batch.claims import Claims\n"
             "c = Claims(sys.argv[1])\n"
             "got = [k for k in range(300) if c.take('f%d' % k) is not None]\n"
-            "open(sys.argv[2], 'w').write(' '.join(map(str, got)))\n")
+            "open(sys.argv[2] + '.tmp', 'w').write(' '.join(map(str, got)))\n"
+            "os.rename(sys.argv[2] + '.tmp', sys.argv[2])\n"
+            "while not os.path.exists(sys.argv[3]): time.sleep(0.01)\n")
     folder = tmp_path / "claims"
     folder.mkdir()
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(folder), str(tmp_path / n)])
-             for n in ("a.txt", "b.txt")]
+    a, b = str(tmp_path / "a.txt"), str(tmp_path / "b.txt")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(folder), mine, other])
+             for mine, other in ((a, b), (b, a))]
     for p in procs:
         assert p.wait(timeout=300) == 0
     a, b = ({int(x) for x in (tmp_path / n).read_text().split()} for n in ("a.txt", "b.txt"))
