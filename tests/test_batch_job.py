@@ -83,6 +83,15 @@ def test_unnamed_images_are_discarded_and_pgm_only_when_asked(tmp_path):
     assert "-noisefile" not in make(tmp_path, args=ARGS + " -nonoise").frame_argv(0)
 
 
+def test_nbsim_outputs_are_named_per_frame_too(tmp_path):
+    job = make(tmp_path, outputs={"-floatfile": "{frame}.bin", "-cbffile": "{name}_{frame}.cbf",
+                                  "-pngfile": "png/{frame:03d}.png"})
+    argv = job.frame_argv(2)
+    assert argv[argv.index("-cbffile") + 1] == os.path.join("scan", "scan_2.cbf")
+    assert argv[argv.index("-pngfile") + 1] == os.path.join("scan", "png", "002.png")
+    one_line_error(tmp_path, "args set -nexusfile", args=ARGS + " -nexusfile all.h5")
+
+
 @pytest.mark.parametrize("spec, words", [
     ({"args": ARGS + " -nonoise", "outputs": {"-noisefile": "{frame}.img"}},
      "outputs name -noisefile but args say -nonoise"),

@@ -20,7 +20,9 @@ Job file keys (JSON, or TOML with the same structure):
                name, no folders
 ``directory``  output folder, relative to the job file's folder (default: ``name``);
                it must stay inside that folder unless ``--allow-outside``
-``outputs``    ``{flag: template}`` for the image files, with ``{name}`` and
+``outputs``    ``{flag: template}`` for the frame's files (``-floatfile``, ``-intfile``,
+               ``-noisefile``, ``-pgmfile``, and nbsim's ``-tifffile``, ``-cbffile``,
+               ``-pngfile``, ``-nexusfile``, ``-geomfile``), with ``{name}`` and
                ``{frame}`` fields and optional format specs (``{frame:05d}``); no
                other fields, lookups or conversions, widths of at most 64, and the
                names must stay inside the output folder unless ``--allow-outside``

@@ -20,7 +20,10 @@ from .template import Template
 DEFAULT_OUTPUTS = (("-floatfile", "{name}_{frame:05d}.bin"),
                    ("-intfile", "{name}_{frame:05d}.img"),
                    ("-noisefile", "{name}_noise_{frame:05d}.img"))
-OUTPUT_FLAGS = ("-floatfile", "-intfile", "-noisefile", "-pgmfile", "-tifffile")
+# nanoBragg's outputs, then nbsim's own (one file per frame each, so each needs a
+# template with {frame}; NXmx files per scan are a later feature)
+OUTPUT_FLAGS = ("-floatfile", "-intfile", "-noisefile", "-pgmfile",
+                "-tifffile", "-nexusfile", "-cbffile", "-geomfile", "-pngfile")
 # written by every nanoBragg run whether named or not; unnamed ones are discarded
 ALWAYS_WRITTEN = ("-floatfile", "-intfile", "-noisefile")
 KEYS = {"args", "frames", "vary", "name", "directory", "outputs", "seed"}
