@@ -21,7 +21,8 @@ setup(
     # h5py (+ hdf5plugin's Bitshuffle/LZ4; gzip without it, several times slower):
     # -nexusfile; fabio: -cbffile; Pillow: the lettering of nb-compare's figures
     install_requires=["numpy", "numba", "cffi>=1.15", "tifffile", "h5py>=3.0",
-                      "hdf5plugin>=4.0", "fabio>=0.14", "pillow>=10.1"],
+                      "hdf5plugin>=4.0", "fabio>=0.14", "pillow>=10.1",
+                      'tomli; python_version<"3.11"'],
     setup_requires=["cffi>=1.15"] if cffi_modules else [],
     cffi_modules=cffi_modules,
     # test: the field's own readers the output tests use (README's test command and

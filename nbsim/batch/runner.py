@@ -1,0 +1,396 @@
+"""The ``nbsim-batch`` command: check a job, then verify, claim, render and report.
+
+A run goes through a job in two passes:
+
+1. Each rank checks the old markers of its round-robin share of the frames
+   (:mod:`.markers`): a frame whose marker no longer matches (another command line,
+   a changed input, a changed output) or that failed in an earlier run is forgotten,
+   under a claim so that a frame another process is rendering right now is left
+   alone. Markers written since this run started are trusted as they are.
+2. Each rank walks its frames (:mod:`.ranks`) and renders every frame that has no
+   marker and whose claim (:mod:`.claims`) it gets, writing its log, its files and
+   then its marker.
+
+So a rerun renders exactly what is missing or no longer intact, several ranks or
+several runs share the frames, and a frame's files never depend on who rendered it.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import signal
+import sys
+import time
+
+from ..errors import NbsimError
+from . import markers
+from .claims import DEFAULT_STALE_AFTER, Claims
+from .job import load_job
+from .progress import Progress, hms
+from .ranks import SCHEDULES, Schedule, default_threads, rank_and_size, ranks_on_this_node
+
+# frames checked before anything runs (the first, the last and the first frame of each
+# distinct listed value, up to this many); every frame is checked when its turn comes,
+# and all of them by --dry-run
+MAX_UPFRONT_CHECKS = 256
+
+
+class Terminated(BaseException):
+    """SIGTERM (e.g. a batch system ending the job): stop as for Ctrl-C."""
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="nbsim-batch",
+                                description="Render a dataset described by a job file.")
+    p.add_argument("job", help="job file (.json or .toml)")
+    p.add_argument("--dry-run", action="store_true",
+                   help="check every frame of this rank's share (flags, input files, output "
+                        "folders), say which are done, and list their command lines; "
+                        "writes nothing")
+    p.add_argument("--force", action="store_true", help="render frames already done too")
+    p.add_argument("--rank", type=int, default=None, help="this rank (with --ranks)")
+    p.add_argument("--ranks", type=int, default=None, help="number of ranks (with --rank)")
+    p.add_argument("--schedule", choices=SCHEDULES, default=None,
+                   help="dynamic: ranks take the next free frame; static: rank r takes "
+                        "frames r, r+N, ... (default: static with --rank/--ranks, "
+                        "else dynamic)")
+    p.add_argument("--allow-outside", action="store_true",
+                   help="let 'directory' and output templates point outside the job's "
+                        "folder (absolute paths, '..')")
+    p.add_argument("--stale-after", type=float, default=DEFAULT_STALE_AFTER, metavar="SECONDS",
+                   help="take over a claim from another machine not refreshed for this long "
+                        "(default %(default)g; claims of ended processes on this machine are "
+                        "taken over at once)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no line per frame (the summary is still printed)")
+    return p
+
+
+# ---------------------------------------------------------------------------
+# one frame
+# ---------------------------------------------------------------------------
+
+def check_frame(job, frame):
+    """Check frame ``frame`` as far as possible without rendering it: its flags, its
+    input files, and that its outputs can be written. Raises NbsimError naming the
+    frame. Returns the folders that rendering would create."""
+    from .. import cli
+    try:
+        argv = job.frame_argv(frame)
+        cfg, opts = cli.config_from_args(argv, lambda _m: None)
+        if cfg is None:
+            raise NbsimError("-h/-version in args: the frame would render nothing")
+        inputs = markers.frame_inputs(cfg, argv)
+        for flag, path in inputs:
+            if flag == "Fdump":
+                continue
+            if not os.path.isfile(path):
+                why = ("it is a directory" if os.path.isdir(path) else
+                       "not a regular file" if os.path.exists(path) else "no such file")
+                raise NbsimError("%s: cannot read '%s' (%s)" % (flag, path, why))
+        reads = {os.path.realpath(p) for _f, p in inputs}
+        to_create = []
+        for flag, path in job.frame_outputs(frame):
+            if os.path.isdir(path):
+                raise NbsimError("%s: cannot write '%s' (it is a directory)" % (flag, path))
+            if os.path.realpath(path) in reads:
+                raise NbsimError("%s: '%s' is also an input of the frame" % (flag, path))
+            folder = os.path.dirname(path)
+            existing = folder
+            while not os.path.exists(existing):
+                to_create.append(existing)
+                existing = os.path.dirname(existing)
+            if not os.path.isdir(existing):
+                raise NbsimError("%s: cannot create folder for '%s' ('%s' is not a folder)"
+                                 % (flag, path, existing))
+            if not os.access(existing, os.W_OK | os.X_OK):
+                raise NbsimError("%s: cannot write '%s' (folder '%s' is not writable)"
+                                 % (flag, path, existing))
+        return to_create
+    except NbsimError as exc:
+        raise NbsimError("frame %d: %s" % (frame, exc)) from None
+
+
+def render_frame(job, frame, hkl_cache=None, digests=None):
+    """Render one frame as its nanoBragg command line would; returns (exit status,
+    seconds).
+
+    The frame's standard output and warnings go to its log file, written whole when
+    the frame ends (also when it is interrupted). On success a done marker follows
+    the files, on failure a failed marker. ``hkl_cache`` (a dict) keeps structure
+    factors read for one frame for the next; ``digests`` (:class:`markers.Digests`)
+    keeps input checksums."""
+    from .. import cli
+    from ..io.atomic import atomic_write_bytes
+    digests = digests or markers.Digests()
+    argv = job.frame_argv(frame)
+    start = time.monotonic()
+    for _flag, path in job.frame_outputs(frame):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+    markers.forget(job, frame)
+    log = io.StringIO()
+
+    def warn(msg):
+        print("nbsim: warning: %s" % msg, file=log)
+
+    def save_log():
+        atomic_write_bytes(job.log_path(frame), log.getvalue().encode("utf-8"))
+
+    print("# nanoBragg " + " ".join(argv), file=log)
+    inputs = None
+    try:
+        try:
+            cfg, _opts = cli.config_from_args(argv, lambda _m: None)
+            # checksums of what the frame reads, taken before it reads them
+            inputs = markers.input_digests(markers.frame_inputs(cfg, argv), digests) \
+                if cfg is not None else []
+            with contextlib.redirect_stderr(log):
+                status = cli.run(argv, out=log, warn=warn, hkl_cache=hkl_cache)
+        except NbsimError as exc:
+            print("nanoBragg: error: %s" % exc, file=log)
+            status = exc.exit_code if exc.exit_code else 2
+        except MemoryError:
+            print("nanoBragg: error: not enough memory for this frame", file=log)
+            status = 12
+    except BaseException:
+        print("# interrupted: the frame is not marked done", file=log)
+        save_log()
+        raise
+    seconds = time.monotonic() - start
+    save_log()
+    if status == 0:
+        try:
+            markers.write_done(job, frame, argv, inputs, seconds)
+        except (OSError, NbsimError) as exc:
+            print("nbsim-batch: frame %d: cannot record it as done: %s" % (frame, exc),
+                  file=sys.stderr)
+            status = 2
+    if status != 0:
+        markers.write_failed(job, frame, argv, status)
+    return status, seconds
+
+
+def is_done(job, frame, digests=None):
+    """True if frame's marker matches its command line, inputs and files."""
+    return markers.why_not_done(job, frame, digests or markers.Digests()) == ""
+
+
+# ---------------------------------------------------------------------------
+# the whole job
+# ---------------------------------------------------------------------------
+
+def run(opts, out=None, err=None):
+    """Run the job of parsed options ``opts``; returns the exit status."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    started = time.time()
+    job = load_job(opts.job, allow_outside=opts.allow_outside)
+    rank, ranks, source = rank_and_size(opts.rank, opts.ranks)
+    kind = opts.schedule or ("static" if source == "command line" else "dynamic")
+    schedule = Schedule(kind, rank, ranks, job.frames)
+    if not opts.stale_after > 0:
+        raise NbsimError("--stale-after must be a positive number of seconds")
+    threads_set = False
+    if ranks > 1 and "-threads" not in job.args and not (os.environ.get("NBSIM_THREADS")
+                                                         or os.environ.get("OMP_NUM_THREADS")):
+        os.environ["NBSIM_THREADS"] = str(default_threads(ranks_on_this_node(source)))
+        threads_set = True
+    old = os.getcwd()
+    os.chdir(job.folder)
+    try:
+        digests = markers.Digests()
+        if opts.dry_run:
+            return _dry_run(job, schedule, digests, out, err)
+        upfront = job.check_frames()
+        upfront = sorted({0, job.frames - 1} | set(upfront[:MAX_UPFRONT_CHECKS - 2]))
+        for frame in upfront:
+            check_frame(job, frame)
+        print("nbsim-batch: %s: %d frames; rank %d of %d (%s), %s schedule"
+              % (job.name, job.frames, rank, ranks, source, kind), file=out, flush=True)
+        if rank == 0:
+            for note in job.notes:
+                print("nbsim-batch: note: %s" % note, file=err)
+        os.makedirs(job.directory, exist_ok=True)
+        claims = Claims(job.directory, stale_after=opts.stale_after)
+        try:
+            return _render(job, schedule, claims, digests, opts, started, out, err)
+        finally:
+            claims.release_all()
+    finally:
+        os.chdir(old)
+        if threads_set:          # leave the environment as it was for the caller
+            os.environ.pop("NBSIM_THREADS", None)
+
+
+def _recent(mark, started):
+    t = mark.get("time") if isinstance(mark, dict) else None
+    return isinstance(t, (int, float)) and t >= started
+
+
+def _listing(job):
+    try:
+        return set(os.listdir(job.directory))
+    except OSError:
+        return set()
+
+
+def _forget_stale_markers(job, schedule, claims, digests, force, started):
+    """Pass 1 over this rank's share; returns how many old frames are intact."""
+    intact = 0
+    listed = _listing(job)     # one listing, not two stats per frame of a long job
+    for frame in schedule.share():
+        key = job.key(frame)
+        if "." + key + ".done" not in listed and "." + key + ".failed" not in listed:
+            continue
+        done_path, failed_path = job.marker_path(frame), job.failed_path(frame)
+        done, failed = markers.read_marker(done_path), markers.read_marker(failed_path)
+        if _recent(done, started) or _recent(failed, started):
+            continue                     # written by this run's other ranks
+        if not force and not os.path.exists(failed_path) and \
+                markers.why_not_done(job, frame, digests, done) == "":
+            intact += 1
+            continue
+        claim = claims.take(job.key(frame))
+        if claim is None:
+            continue                     # being rendered elsewhere right now
+        try:
+            if not force and not os.path.exists(failed_path) and \
+                    markers.why_not_done(job, frame, digests) == "":
+                intact += 1              # finished meanwhile
+            else:
+                markers.forget(job, frame)
+        finally:
+            claims.release(claim)
+    return intact
+
+
+def _render(job, schedule, claims, digests, opts, started, out, err):
+    intact = _forget_stale_markers(job, schedule, claims, digests, opts.force, started)
+    walk = schedule.walk()
+    listed = _listing(job)
+    todo = bytearray(job.frames)
+    for frame in walk:
+        key = job.key(frame)
+        if "." + key + ".done" not in listed and "." + key + ".failed" not in listed:
+            todo[frame] = 1
+    progress = Progress(sum(todo), schedule.rank, schedule.ranks, stream=err,
+                        quiet=opts.no_progress)
+    rendered = others = 0
+    failed = []
+    hkl_cache = {}
+    try:
+        for frame in walk:
+            if markers.finished(job, frame):
+                if todo[frame]:
+                    progress.passed_by(1)        # done by another rank meanwhile
+                continue
+            claim = claims.take(job.key(frame))
+            if claim is None:
+                others += 1
+                progress.passed_by(1)
+                continue
+            try:
+                if markers.finished(job, frame):
+                    progress.passed_by(1)
+                    continue
+                status, seconds = render_frame(job, frame, hkl_cache, digests)
+            finally:
+                claims.release(claim)
+            if status == 0:
+                rendered += 1
+            else:
+                failed.append(frame)
+            progress.frame(frame, status, seconds,
+                           "" if status == 0 else "; see %s" % job.log_path(frame))
+    finally:
+        progress.close()
+    elapsed = progress.elapsed()
+    per = " (%.2f s per frame)" % (elapsed / rendered) if rendered else ""
+    # CPU seconds of this process (all its threads): unlike the elapsed time, they
+    # hardly change when other work shares the machine
+    print("nbsim-batch: rank %d: %d rendered, %d already done, %d failed, %d taken by "
+          "others; %s%s, cpu %.2f s; job: %d of %d frames done"
+          % (schedule.rank, rendered, intact, len(failed), others, hms(elapsed), per,
+             time.process_time(), markers.count_done(job), job.frames), file=out, flush=True)
+    if failed:
+        shown = ", ".join(str(f) for f in failed[:10]) + (", ..." if len(failed) > 10 else "")
+        print("nbsim-batch: failed frames: %s (see their logs in %s)" % (shown, job.directory),
+              file=err)
+    return 1 if failed else 0
+
+
+def _dry_run(job, schedule, digests, out, err):
+    share = schedule.share()
+    print("nbsim-batch: dry run of %s: %d frames; rank %d of %d checks %d"
+          % (job.name, job.frames, schedule.rank, schedule.ranks, len(share)), file=out)
+    for note in job.notes:
+        print("nbsim-batch: note: %s" % note, file=err)
+    errors = []
+    folders = set()
+    done = 0
+    for frame in share:
+        try:
+            folders.update(check_frame(job, frame))
+        except NbsimError as exc:
+            errors.append(str(exc))
+            continue
+        why = markers.why_not_done(job, frame, digests)
+        done += why == ""
+        state = "done" if why == "" else "to render (%s)" % why
+        print("frame %d: %s: nanoBragg %s" % (frame, state, " ".join(job.frame_argv(frame))),
+              file=out)
+    for message in errors[:10]:
+        print("nbsim-batch: error: %s" % message, file=err)
+    if len(errors) > 10:
+        print("nbsim-batch: error: ... and %d more frames" % (len(errors) - 10), file=err)
+    print("nbsim-batch: dry run: %d checked, %d done, %d to render, %d with errors%s"
+          % (len(share), done, len(share) - done - len(errors), len(errors),
+             "; would create %s" % ", ".join(sorted(folders)) if folders else ""), file=out)
+    return 2 if errors else 0
+
+
+# ---------------------------------------------------------------------------
+# the command
+# ---------------------------------------------------------------------------
+
+def _terminate(_signum, _frame):
+    raise Terminated()
+
+
+def main(argv=None):
+    opts = build_parser().parse_args(argv)
+    # as for nanoBragg itself: no user code shares this process (see nbsim._jit)
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    os.environ.setdefault("NBSIM_HIDE_SCIPY", "1")
+    previous = None
+    with contextlib.suppress(ValueError):       # only the main thread may set handlers
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        return run(opts)
+    except NbsimError as exc:
+        sys.stdout.flush()
+        print("nbsim-batch: error: %s" % exc, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        sys.stdout.flush()
+        print("nbsim-batch: interrupted; frames not finished are not marked done (run "
+              "the job again to render them)", file=sys.stderr)
+        return 130
+    except Terminated:
+        sys.stdout.flush()
+        print("nbsim-batch: terminated; frames not finished are not marked done (run "
+              "the job again to render them)", file=sys.stderr)
+        return 143
+    except MemoryError:
+        print("nbsim-batch: error: not enough memory", file=sys.stderr)
+        return 12
+    except OSError as exc:      # e.g. an output folder that became unwritable mid-job
+        sys.stdout.flush()
+        print("nbsim-batch: error: %s" % exc, file=sys.stderr)
+        return 2
+    finally:
+        if previous is not None:
+            with contextlib.suppress(ValueError):
+                signal.signal(signal.SIGTERM, previous)
