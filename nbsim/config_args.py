@@ -135,7 +135,9 @@ def _float_word(flag, key, target, nvals=1, pos=0, index=None):
 
     target = float(target)
     if math.isnan(target) or math.isinf(target) or target == 0.0:
-        for word in ("nan", "inf", "-inf", "0", "-0"):
+        words = {True: ("0", "-0")}.get(target == 0.0) or (
+            ("nan",) if math.isnan(target) else ("inf", "-inf"))
+        for word in words:
             if _same(stored(word), target):
                 return word
         return None
@@ -356,10 +358,12 @@ def _build(cfg, base, inputs_dir):
             b.number("-energy", "lambda0")
     b.number("-dispersion", "dispersion")
     b.integer("-dispsteps", "dispsteps")
-    for axis in "hv":
-        b.number("-%sdivrange" % axis, "%sdivrange" % axis)
-        b.number("-%sdivstep" % axis, "%sdivstep" % axis)
-        b.integer("-%sdivsteps" % axis, "%sdivsteps" % axis)
+    b.number("-hdivrange", "hdivrange")
+    b.number("-hdivstep", "hdivstep")
+    b.integer("-hdivsteps", "hdivsteps")
+    b.number("-vdivrange", "vdivrange")
+    b.number("-vdivstep", "vdivstep")
+    b.integer("-vdivsteps", "vdivsteps")
     b.switch("round_div", "-round_div", "-square_div")
     b.string("-sourcefile", "source_file")
     for flag, key in (("-fluence", "fluence"), ("-flux", "flux"), ("-exposure", "exposure"),

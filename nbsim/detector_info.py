@@ -24,8 +24,12 @@ class DetectorInfo:
     sdet: Vec                        # slow axis
     odet: Vec                        # detector normal
     beam: Vec                        # beam direction
-    beam_center_mm: Tuple[float, float]   # (slow, fast) from pix0 to the direct beam
-    xbeam_mm: float                  # the same point as -Xbeam/-Ybeam give it, in the
+    # (slow, fast) from pix0 along sdet and fdet to the beam centre as nanoBragg.c
+    # computes it (Sbeam, Fbeam; also in the SMV headers). With a two-theta swing
+    # that is not where the beam meets the detector: see direct_beam_mm.
+    beam_center_mm: Tuple[float, float]
+    direct_beam_mm: Tuple[float, float]   # (slow, fast) where the beam line meets the plane
+    xbeam_mm: float                  # the beam centre as -Xbeam/-Ybeam give it, in the
     ybeam_mm: float                  # convention's own axes
     convention: str
     pivot: str
@@ -42,6 +46,17 @@ class DetectorInfo:
         return asdict(self)
 
 
+def _direct_beam(g):
+    """(slow, fast) in mm of the beam line's crossing of the detector plane."""
+    from .vec import dot
+    along = dot(g.beam, g.odet)
+    if along == 0.0:
+        return (float("nan"), float("nan"))
+    t = dot(g.pix0, g.odet) / along
+    hit = tuple(t * g.beam[i] - g.pix0[i] for i in range(3))
+    return (dot(hit, g.sdet) * 1000.0, dot(hit, g.fdet) * 1000.0)
+
+
 def detector_info(plan) -> DetectorInfo:
     from .flags import RTD
     g = plan.geom
@@ -50,7 +65,7 @@ def detector_info(plan) -> DetectorInfo:
         distance_mm=g.distance * 1000.0, close_distance_mm=g.close_distance * 1000.0,
         pix0_mm=tuple(x * 1000.0 for x in g.pix0), fdet=tuple(g.fdet), sdet=tuple(g.sdet),
         odet=tuple(g.odet), beam=tuple(g.beam),
-        beam_center_mm=(g.sbeam * 1000.0, g.fbeam * 1000.0),
+        beam_center_mm=(g.sbeam * 1000.0, g.fbeam * 1000.0), direct_beam_mm=_direct_beam(g),
         xbeam_mm=g.xbeam * 1000.0, ybeam_mm=g.ybeam * 1000.0,
         convention=g.convention.value, pivot=g.pivot.value, twotheta_deg=g.twotheta * RTD,
         wavelength_A=plan.lambda0 * 1e10)

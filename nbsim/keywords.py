@@ -50,7 +50,7 @@ class _Check:
 
     def fail(self, what):
         unit = " (%s)" % self.kw.unit if self.kw.unit else ""
-        shown = repr(self.value)
+        shown = " ".join(repr(self.value).split())
         if len(shown) > 60:
             shown = shown[:57] + "..."
         return NbsimError("%s%s: %s; got %s" % (self.kw.name, unit, what, shown))
@@ -78,8 +78,10 @@ class _Check:
         x = int(x)
         if lo is not None and x < lo:
             raise self.fail("must be at least %d" % lo)
-        if x > hi or x < -2**31:
+        if x > 2**31 - 1 or x < -2**31:
             raise self.fail("must fit a 32-bit integer")
+        if x > hi:
+            raise self.fail("must be <= %d" % hi)
         return x
 
     def flag(self):
@@ -165,6 +167,14 @@ def _custom_vector(flag):
         extras["_vectors"].append(kw.name)
         return [flag] + [_fmt(x) for x in _Check(kw, value).vector()]
     return words
+
+
+def _twotheta_axis(kw, value, extras):
+    # not written as -twotheta_axis: the reference also reads that word as -twotheta
+    # (angle and pivot). The Config field is set directly; to_args() writes it safely.
+    extras["_vectors"].append(kw.name)
+    extras["_fields"]["twotheta_axis"] = tuple(_Check(kw, value).vector())
+    return []
 
 
 def _cell(kw, value, extras):
@@ -450,7 +460,7 @@ KEYWORDS: Dict[str, Keyword] = {k.name: k for k in (
     K("odet_vector", "unit vector", "detector normal (needs convention='custom')",
       _custom_vector("-odet_vector")),
     K("twotheta_axis", "unit vector", "two-theta rotation axis (needs convention='custom')",
-      _custom_vector("-twotheta_axis")),
+      _twotheta_axis),
     K("pix0_vector_mm", "mm", "crystal to the corner of the first pixel (needs "
       "convention='custom')", _pix0),
     K("detector_rot_deg", "degrees", "detector rotations about x, y, z", _rotations),
@@ -511,7 +521,7 @@ def in_keyword_terms(message):
 def keyword_words(keywords: dict):
     """(flag words, extras) for checked keywords in the caller's order; ``extras`` holds
     in-memory inputs and what the Simulation needs to know (convention, pivot, ...)."""
-    extras = {"_vectors": [], "_tail": []}
+    extras = {"_vectors": [], "_tail": [], "_fields": {}}
     words: List[str] = []
     for name, value in keywords.items():
         kw = KEYWORDS.get(name)

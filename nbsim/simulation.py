@@ -151,6 +151,8 @@ class Simulation:
             config = config.replace(mask_file=None)
         if memory:
             config = config.replace(**memory)
+        if extras["_fields"]:
+            config = config.replace(**extras["_fields"])
         self._check_meaning(config, keywords, pivot)
         config.validate()
         self._config = config
