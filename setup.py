@@ -21,7 +21,7 @@ setup(
     install_requires=["numpy", "numba", "cffi>=1.15", "tifffile"],
     setup_requires=["cffi>=1.15"] if cffi_modules else [],
     cffi_modules=cffi_modules,
-    extras_require={"test": ["pytest"], "mpi": ["mpi4py"]},
+    extras_require={"test": ["pytest"], "mpi": ["mpi4py"], "examples": ["matplotlib"]},
     entry_points={"console_scripts": [
         "nanoBragg = nbsim.cli:console_main",
         "nbsim = nbsim.cli:console_main",

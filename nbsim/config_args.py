@@ -146,6 +146,13 @@ def _float_word(flag, key, target, nvals=1, pos=0, index=None):
     if unit != 0.0 and math.isfinite(unit):
         guesses += [target / unit, unit / target]     # flags scale or invert their value
     for guess in guesses:
+        if not math.isfinite(guess):
+            continue
+        # the shortest rounding of the guess that works ("30", not "29.999999999999996")
+        for digits in range(1, 18):
+            word = _fmt(float("%.*g" % (digits, guess)))
+            if _same(stored(word), target):
+                return word
         word = _nudge(stored, guess, target)
         if word is not None:
             return word
