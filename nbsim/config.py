@@ -395,9 +395,10 @@ def _check_field(group, f, value):
         if not isinstance(value, (tuple, list)) or len(value) != n or not all(ok(x) for x in value):
             raise bad("%d %s" % (n, "numbers" if kind == "reals" else "whole numbers"))
     if kind == "matrix":
-        if (not isinstance(value, (tuple, list)) or len(value) != 3
-                or not all(isinstance(r, (tuple, list)) and len(r) == 3 and all(_is_real(x) for x in r)
-                           for r in value)):
+        rows_ok = isinstance(value, (tuple, list)) and len(value) == 3 and all(
+            isinstance(r, (tuple, list)) and len(r) == 3 and all(_is_real(x) for x in r)
+            for r in value)
+        if not rows_ok:
             raise bad("a 3x3 matrix as nested tuples")
     if kind == "mask":
         shape = getattr(value, "shape", None)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from typing import Iterator, Optional
+from typing import Iterator
 
 from .config import Config, Convention, Pivot
 from .errors import NbsimError, NbsimWarning
@@ -249,9 +249,9 @@ class Simulation:
         """Render: a :class:`nbsim.api.Result` with ``float_image`` (slow, fast) in
         photons/pixel, ``int_image``, ``noise_image``, ``stats`` and ``detector``.
 
-        ``engine``: "auto", "numba" or "c" (None: $NBSIM_ENGINE, else "auto"); ``threads``: engine threads (default all
-        cores); ``progress(done_pixels, total_pixels)``: called between row blocks in
-        this thread; ``warn(message)``: engine fallback notices (default: Python
+        ``engine``: "auto", "numba" or "c" (None: $NBSIM_ENGINE, else "auto");
+        ``threads``: engine threads (default all cores); ``progress(done_pixels,
+        total_pixels)``: called between row blocks in this thread; ``warn(message)``: engine fallback notices (default: Python
         warnings).
         """
         return _render(self._config, plan if plan is not None else self._plan, engine,

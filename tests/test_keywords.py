@@ -122,7 +122,8 @@ def test_a_good_value_builds(name, workdir):
     assert not (workdir / "never_written.bin").exists()
 
 
-@pytest.mark.parametrize("name,value,says", BAD, ids=["%s-%d" % (b[0], i) for i, b in enumerate(BAD)])
+@pytest.mark.parametrize("name,value,says", BAD,
+                         ids=["%s-%d" % (b[0], i) for i, b in enumerate(BAD)])
 def test_a_bad_value_is_one_error_naming_keyword_and_unit(name, value, says):
     kw = dict(BASE)
     kw.update(NEEDS.get(name, {}))
