@@ -325,7 +325,8 @@ _OPTIONAL_KINDS = {
     "structure_factors": ("records", 0),
 }
 _PATH_FIELDS = {"source_file", "mat_file", "hkl_file", "stol_file", "mask_file", "dump_file",
-                "floatfile", "intfile", "noisefile", "pgmfile", "tifffile"}
+                "floatfile", "intfile", "noisefile", "pgmfile", "tifffile", "nexusfile",
+                "cbffile", "geomfile", "pngfile"}
 
 
 def _kind(f):

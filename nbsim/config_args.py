@@ -420,9 +420,19 @@ def _build(cfg, base, inputs_dir):
 
     # outputs (the switches after the file names, which turn them back on)
     for flag, key in (("-floatfile", "floatfile"), ("-intfile", "intfile"),
-                      ("-noisefile", "noisefile"), ("-pgmfile", "pgmfile"),
-                      ("-tifffile", "tifffile")):
+                      ("-noisefile", "noisefile"), ("-pgmfile", "pgmfile")):
         b.string(flag, key)
+    # nbsim's own output files (nbsim.cli keeps their table), and their options
+    from . import cli
+    for flag, key in getattr(cli, "OUTPUT_FILE_FLAGS", {"-tifffile": "tifffile"}).items():
+        if key in now:
+            b.string(flag, key)
+    if "nexus_data" in now and b.differs("nexus_data"):
+        b.emit("-nexus_data", now["nexus_data"])
+    if "png_scale" in now and b.differs("png_scale"):
+        if now["png_scale"] is None:
+            raise _Cannot("png_scale")
+        b.emit("-png_scale", repr(float(now["png_scale"])))
     b.number("-scale", "intfile_scale")
     b.number("-pgmscale", "pgm_scale")
     b.number("-adc", "adc_offset")

@@ -7,6 +7,7 @@ nanoBragg.c: in the default MOSFLM convention the beam runs along +x).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Tuple
 
@@ -47,12 +48,13 @@ class DetectorInfo:
 
 
 def _direct_beam(g):
-    """(slow, fast) in mm of the beam line's crossing of the detector plane."""
+    """(slow, fast) in mm of the beam's crossing of the detector plane; NaN when it
+    never crosses it (beam parallel to the plane, or the plane behind the sample)."""
     from .vec import dot
     along = dot(g.beam, g.odet)
-    if along == 0.0:
-        return (float("nan"), float("nan"))
-    t = dot(g.pix0, g.odet) / along
+    t = dot(g.pix0, g.odet) / along if along != 0.0 else math.nan
+    if not (t > 0.0 and math.isfinite(t)):
+        return (math.nan, math.nan)
     hit = tuple(t * g.beam[i] - g.pix0[i] for i in range(3))
     return (dot(hit, g.sdet) * 1000.0, dot(hit, g.fdet) * 1000.0)
 
