@@ -311,6 +311,8 @@ def _build(cfg, base, inputs_dir):
             if word is None or word.startswith("-"):
                 raise _Cannot("cell")
             words.append(word)
+        while len(words) > 1 and words[-1] == "0":
+            words.pop()        # the reference reads a short -cell as zeros (its defaults)
         b.emit("-cell", *words)
     b.string("-mat", "mat_file")
     if now["A_matrix"] is not None:
