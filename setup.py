@@ -28,7 +28,7 @@ setup(
     # test: the field's own readers the output tests use (README's test command and
     # .ci/run install the same)
     extras_require={"test": ["pytest", "nxmx>=0.0.5", "cfelpyutils>=2.0"],
-                    "mpi": ["mpi4py"]},
+                    "mpi": ["mpi4py"], "examples": ["matplotlib"]},
     entry_points={"console_scripts": [
         "nanoBragg = nbsim.cli:console_main",
         "nbsim = nbsim.cli:console_main",

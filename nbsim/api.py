@@ -35,6 +35,12 @@ class Result:
     omega_sum: float = 0.0
     log: List[str] = field(default_factory=list)   # lines as the reference prints them
 
+    @property
+    def detector(self):
+        """The placed detector in mm and degrees (:class:`nbsim.detector_info.DetectorInfo`)."""
+        from .detector_info import detector_info
+        return detector_info(self.plan)
+
 
 _SHAPES = {Shape.SQUARE: P.SHAPE_SQUARE, Shape.ROUND: P.SHAPE_ROUND,
            Shape.GAUSS: P.SHAPE_GAUSS, Shape.TOPHAT: P.SHAPE_TOPHAT}
@@ -332,7 +338,7 @@ def loop_output(plan: Plan, rendered: Rendered):
 
 
 def simulate(config: Config, engine="auto", threads=None, plan: Optional[Plan] = None,
-             warn=None) -> Result:
+             warn=None, progress=None) -> Result:
     """Render ``config`` and derive every output the reference produces, in memory."""
     plan = plan or make_plan(config)
     log = list(plan.log)

@@ -368,6 +368,8 @@ def run(args, out=None, warn=_warn, hkl_cache=None):
     if opts["version"]:
         print("nbsim %s" % __version__, file=out)
         return 0
+    if cfg.crystal.dump_file is None:   # the reference's cache, in the working folder
+        cfg = cfg.replace(dump_file="Fdump.bin")
     _check_paths(cfg)
     if opts["engine"] is not None:
         from .engines.registry import ENGINES

@@ -98,7 +98,8 @@ def _reciprocal_from_cell(cell, log):
 
 
 def build_lattice(cfg: Config, mat, misset, log) -> Lattice:
-    """``mat``: 3x3 MOSFLM matrix rows or None; ``misset``: angles (rad) or None."""
+    """``mat``: 3x3 MOSFLM matrix rows or None (else ``cfg.crystal.A_matrix`` if set);
+    ``misset``: angles (rad) or None."""
     cr = cfg.crystal
     user_cell = cr.cell is not None
     a_star = b_star = c_star = (0.0, 0.0, 0.0)
@@ -113,6 +114,12 @@ def build_lattice(cfg: Config, mat, misset, log) -> Lattice:
         c_star = (mat[0][2], mat[1][2], mat[2][2])
         s = 1e-10 / cfg.beam.lambda0
         a_star, b_star, c_star = scale(a_star, s), scale(b_star, s), scale(c_star, s)
+    elif cr.A_matrix is not None:
+        # given in memory, already in 1/Angstrom: the columns are a*, b*, c*
+        m = cr.A_matrix
+        a_star = (m[0][0], m[1][0], m[2][0])
+        b_star = (m[0][1], m[1][1], m[2][1])
+        c_star = (m[0][2], m[1][2], m[2][2])
     if misset is not None:
         a_star = rotate_xyz(a_star, *misset)
         b_star = rotate_xyz(b_star, *misset)

@@ -165,6 +165,17 @@ def _read_hkl(path, default_F, cache):
     return cache[key]
 
 
+def _table_from_memory(records, default_F, cache):
+    """The dense table of in-memory records, through ``cache`` like a file's."""
+    if cache is None:
+        return records.table(default_F)
+    key = ("memory", records.key, repr(default_F))
+    if key not in cache:
+        cache.clear()
+        cache[key] = records.table(default_F)
+    return cache[key]
+
+
 def make_plan(cfg: Config, printed_header=None, hkl_cache=None) -> Plan:
     """Everything the reference computes before its pixel loop, in its order.
 
@@ -174,6 +185,7 @@ def make_plan(cfg: Config, printed_header=None, hkl_cache=None) -> Plan:
     emit = log.append
     warnings: List[str] = []
     d, b, cr, s = cfg.detector, cfg.beam, cfg.crystal, cfg.sampling
+    cfg.validate()      # types and shapes: a wrong one is an error here, not in a kernel
     sampling.check_counts(cfg)
     if not (d.pixel_size > 0.0) or not math.isfinite(d.pixel_size):
         raise NbsimError("-pixel: pixel size must be positive (got %g mm)" % (d.pixel_size * 1000))
@@ -214,13 +226,16 @@ def make_plan(cfg: Config, printed_header=None, hkl_cache=None) -> Plan:
     geom = geometry.place_detector(cfg, emit, warnings.append)
     emit(BANNER)
 
-    have_dump = cr.hkl_file is None and os.path.exists(cr.dump_file)
-    if cr.hkl_file is None and not have_dump and cr.default_F == 0.0:
+    # the dump file is read only when one is named (the command line names Fdump.bin)
+    given_F = cr.hkl_file is not None or cr.structure_factors is not None
+    have_dump = not given_F and cr.dump_file is not None and os.path.exists(cr.dump_file)
+    no_cell = cr.mat_file is None and cr.A_matrix is None and (cr.cell is None or cr.cell[0] == 0.0)
+    if not given_F and not have_dump and cr.default_F == 0.0:
         emit("ERROR: no hkl file and no dump file to read.")
-    if (cr.hkl_file is None and not have_dump and cr.default_F == 0.0) or \
-            (cr.mat_file is None and (cr.cell is None or cr.cell[0] == 0.0)):
-        what = "no cell (-cell or -mat)" if (cr.mat_file is None and (cr.cell is None or cr.cell[0] == 0.0)) \
-            else "no structure factors (-hkl, -default_F or %s)" % cr.dump_file
+    if (not given_F and not have_dump and cr.default_F == 0.0) or no_cell:
+        what = "no cell (-cell or -mat)" if no_cell \
+            else "no structure factors (-hkl, -default_F%s)" % (
+                " or " + cr.dump_file if cr.dump_file is not None else "")
         printed = "".join(line + "\n" for line in log)
         if log[-1].startswith("ERROR: no hkl file"):
             printed = printed[:-1]   # the reference prints the usage right after it
@@ -288,6 +303,9 @@ def make_plan(cfg: Config, printed_header=None, hkl_cache=None) -> Plan:
         if cr.mat_file is not None:
             raise NbsimError("-mat: the matrix in '%s' does not give a finite unit cell (zero, "
                              "singular or out-of-range numbers)" % cr.mat_file)
+        if cr.A_matrix is not None:
+            raise NbsimError("A_matrix: does not give a finite unit cell (zero, singular or "
+                             "out-of-range numbers, 1/Angstrom)")
         raise NbsimError("-cell/-misset: the unit cell is not valid (impossible angles or "
                          "non-finite values)")
     a = tuple(1e-10 * x for x in lat.a)
@@ -337,16 +355,19 @@ def make_plan(cfg: Config, printed_header=None, hkl_cache=None) -> Plan:
     # structure factors
     from .io import hkl as hkl_io
     table = None
-    if cr.hkl_file is None:
-        if have_dump:
-            emit("reading Fs from %s" % cr.dump_file)
-            table = hkl_io.read_fdump(cr.dump_file)
-    else:
-        table = _read_hkl(cr.hkl_file, cr.default_F, hkl_cache)
+    if given_F:
+        if cr.structure_factors is not None:
+            table = _table_from_memory(cr.structure_factors, cr.default_F, hkl_cache)
+        else:
+            table = _read_hkl(cr.hkl_file, cr.default_F, hkl_cache)
         for line in getattr(table, "messages", []):
             emit(line)
-        # the reference caches what it read for runs without -hkl; the caller writes it
-        emit("writing dump file for next time: %s" % cr.dump_file)
+        if cr.dump_file is not None:
+            # the reference caches what it read for runs without -hkl; the caller writes it
+            emit("writing dump file for next time: %s" % cr.dump_file)
+    elif have_dump:
+        emit("reading Fs from %s" % cr.dump_file)
+        table = hkl_io.read_fdump(cr.dump_file)
     if table is not None:
         Fhkl = np.ascontiguousarray(table.F, dtype=np.float64)
         bounds = (table.h_min, table.h_max, table.k_min, table.k_max, table.l_min, table.l_max)
@@ -429,7 +450,7 @@ def make_plan(cfg: Config, printed_header=None, hkl_cache=None) -> Plan:
         oversample, oversample, " +thick" if s.oversample_thick else "",
         " +polar" if s.oversample_polar else "", " +omega" if s.oversample_omega else ""))
     if d.mask is not None:
-        emit("  skipping zero-flagged pixels in %s" % d.mask_file)
+        emit("  skipping zero-flagged pixels in %s" % (d.mask_file or "the mask array"))
     if cfg.noise.calculate_noise:
         emit("")
         emit("  noise image paramters:")

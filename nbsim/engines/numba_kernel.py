@@ -561,7 +561,9 @@ def _render_row(spixel, ip, dp, vecs, sources, frames, lat, lat_first, Fhkl, mas
                         # after the first complete φ loop the carry-over table applies
                         use_first = False
                     if nbatch > 0:
-                        I += default_F * default_F * _fast_batch_sum(tT_main, scb, nbatch, Na, Nb, Nc, hklb)
+                        # np.int64: typed as the literal 0 on one path, nbatch would
+                        # otherwise compile _fast_batch_sum a second time
+                        I += default_F * default_F * _fast_batch_sum(tT_main, scb, np.int64(nbatch), Na, Nb, Nc, hklb)
         if probing:
             continue
         test = r_e_sqr * fluence * I / steps
@@ -610,6 +612,8 @@ def render(ip, dp, vecs, sources, lat, lat_first, Fhkl, mask, out, omega_rows, p
     """Fill ``out`` (spixels, fpixels) float32; one row per task, any thread count."""
     spixels = ip[P.I_SPIXELS]
     frames = _polar_frames(sources, vecs[5, 0], vecs[5, 1], vecs[5, 2])
-    for spixel in prange(spixels):
-        _render_row(spixel, ip, dp, vecs, sources, frames, lat, lat_first, Fhkl, mask, out,
+    for row in prange(spixels):
+        # np.int64: prange hands out uint64 indices after its rewrite and int64 before;
+        # one type means _render_row is compiled once, not twice
+        _render_row(np.int64(row), ip, dp, vecs, sources, frames, lat, lat_first, Fhkl, mask, out,
                     omega_rows, probe_i, probe_d)

@@ -47,7 +47,8 @@ from ..errors import NbsimError
 from .atomic import atomic_write_bytes
 from .cparse import C_WHITESPACE, ScanFailure, fmt_g, printable, scan_double, scan_int
 
-__all__ = ["HklTable", "read_hkl", "write_fdump", "read_fdump", "format_fdump_header"]
+__all__ = ["HklTable", "read_hkl", "table_from_records", "write_fdump", "read_fdump",
+           "format_fdump_header"]
 
 _DOUBLE = np.dtype("=f8")
 _INT_MIN, _INT_MAX = -2**31, 2**31 - 1
@@ -213,17 +214,26 @@ def read_hkl(path, default_F):
     raw = _read_bytes(path, "HKL file")
     records = _fast_records(raw)
     h, k, l, f = records if records is not None else _careful_records(raw, name)
+    table = table_from_records(h, k, l, f, default_F, f"HKL file '{name}'")
+    table.messages[:0] = [f"counting entries in {name}"]
+    table.messages.append(f"re-reading {name}")
+    return table
+
+
+def table_from_records(h, k, l, f, default_F, where="structure factors"):
+    """The reference's dense table from ``h k l F`` records (int64 and float64 arrays
+    of one length, at least one record), exactly as :func:`read_hkl` builds it from a
+    file holding those records in that order. ``messages`` holds the default_F lines."""
     h_min, h_max = int(h.min()), int(h.max())
     k_min, k_max = int(k.min()), int(k.max())
     l_min, l_max = int(l.min()), int(l.max())
     h_range, k_range, l_range = h_max - h_min + 1, k_max - k_min + 1, l_max - l_min + 1
-    messages = [f"counting entries in {name}"]
-    table = _alloc((h_range + 1, k_range + 1, l_range + 1), f"HKL file '{name}'")
+    messages = []
+    table = _alloc((h_range + 1, k_range + 1, l_range + 1), where)
     if default_F != 0.0:
         messages.append(f"initializing to default_F = {fmt_g(default_F)}:")
         table[:h_range, :k_range, :l_range] = default_F
         messages.append("done initializing:")
-    messages.append(f"re-reading {name}")
     flat = ((h - h_min) * (k_range + 1) + (k - k_min)) * (l_range + 1) + (l - l_min)
     # later records win: keep the last occurrence of every index
     _, first_in_reversed = np.unique(flat[::-1], return_index=True)
