@@ -328,9 +328,9 @@ def run(args, out=None, warn=_warn, hkl_cache=None):
             hkl_io.write_fdump(cfg.crystal.dump_file, plan.hkl_table)
         except NbsimError as exc:   # the reference only warns when it cannot cache
             warn("could not write the structure-factor cache: %s" % exc)
-    res = api.simulate(cfg, engine=opts["engine"], threads=opts["threads"], plan=plan, warn=warn)
-    for line in res.log:
-        print(line, file=out)
+    # the log goes to ``out`` as it is produced: the progress meter is live
+    res = api.simulate(cfg, engine=opts["engine"], threads=opts["threads"], plan=plan, warn=warn,
+                       echo=out)
     write_outputs(res, out)
     print("nbsim: rendered by the %s engine" % res.engine, file=out)
     return 0
