@@ -8,6 +8,8 @@ nanoBragg.c applies them; nbsim-only flags are handled first:
   -c_parity              reproduce the reference's φ=0 carry-over defect
   -fast                  fast mode (see README; accuracy stated there)
   -tifffile FILE         also write the float image as a float32 TIFF
+  -max_evaluations N     cap on the job's work (see nbsim.limits)
+  -max_table_gb G        cap on the tables built before rendering
   -version               print the nbsim version
   -h, -help, --help      list every flag
 """
@@ -23,6 +25,7 @@ from .config import Config, flat_defaults
 from .errors import NbsimError
 
 NBSIM_FLAGS = {"-engine": 1, "-threads": 1, "-c_parity": 0, "-fast": 0, "-tifffile": 1,
+               "-max_evaluations": 1, "-max_table_gb": 1,
                "-version": 0, "--version": 0, "-h": 0, "-help": 0, "--help": 0}
 
 
@@ -73,6 +76,11 @@ def usage_text():
         "  -c_parity                                    reproduce nanoBragg.c's phi=0 carry-over",
         "  -fast                                        fast mode (not bit-identical; see README)",
         "  -tifffile <file>                             also write the float image as TIFF",
+        "  -max_evaluations <num>                       refuse jobs of more inner evaluations "
+        "(pixels x sub-pixels^2 x layers x sources x phi steps x domains) [default: 1e14; "
+        "env NBSIM_MAX_EVALUATIONS; inf: no cap]",
+        "  -max_table_gb <num>                          refuse larger lattice/source/structure-"
+        "factor tables [default: 32 GB; env NBSIM_MAX_TABLE_GB; inf: no cap]",
         "  -version                                     print the version",
         "defaults: -lambda 1 -distance 100 -detsize 102.4 -pixel 0.1 -N 1 -adc 40",
         "  -fluence 1.26e29 -beamsize 0.1 -exposure 1 -mosaic_seed 12345678 -seed <time>",
@@ -155,7 +163,8 @@ def config_from_args(args, warn=_warn):
     from .flags import apply_reference_rules
 
     opts = {"engine": None, "threads": None, "c_parity": False, "fast": False,
-            "tifffile": None, "version": False, "help": False}
+            "tifffile": None, "version": False, "help": False, "max_evaluations": None,
+            "max_table_gb": None}
     i = 0
     while i < len(args):
         w = args[i]
@@ -183,6 +192,9 @@ def config_from_args(args, warn=_warn):
                 opts["tifffile"] = args[i + 1]
                 if not opts["tifffile"]:
                     raise NbsimError("-tifffile: empty file name")
+            elif w in ("-max_evaluations", "-max_table_gb"):
+                from .limits import parse_limit
+                opts[w[1:]] = parse_limit(w, args[i + 1])
             elif w in ("-version", "--version"):
                 opts["version"] = True
             else:
@@ -231,6 +243,8 @@ def config_from_args(args, warn=_warn):
     v["c_parity"] = opts["c_parity"]
     v["fast"] = opts["fast"]
     v["tifffile"] = opts["tifffile"]
+    v["max_evaluations"] = opts["max_evaluations"]
+    v["max_table_gb"] = opts["max_table_gb"]
     if v["mask"] is not None:
         m = v["mask"]
         from .geometry import detector_size

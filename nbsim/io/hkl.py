@@ -144,7 +144,9 @@ def _index(token, where, axis):
     return value
 
 
-def _alloc(shape, where):
+def _alloc(shape, where, max_bytes=None):
+    from ..limits import check_fhkl_shape
+    check_fhkl_shape(shape, where, max_bytes)
     try:
         return np.zeros(shape, dtype=np.float64)
     except (MemoryError, ValueError):
@@ -200,8 +202,11 @@ def _careful_records(raw, name):
             np.array(ls, dtype=np.int64), np.array(fs, dtype=np.float64))
 
 
-def read_hkl(path, default_F):
+def read_hkl(path, default_F, max_bytes=None):
     """Read an ``h k l F`` text file into an :class:`HklTable`.
+
+    A table larger than ``max_bytes`` (None: nbsim.limits' cap from the environment)
+    is refused before it is allocated.
 
     ``messages`` holds what the reference prints: ``counting entries in X``,
     with a non-zero ``default_F`` ``initializing to default_F = %g:`` and
@@ -218,7 +223,7 @@ def read_hkl(path, default_F):
     l_min, l_max = int(l.min()), int(l.max())
     h_range, k_range, l_range = h_max - h_min + 1, k_max - k_min + 1, l_max - l_min + 1
     messages = [f"counting entries in {name}"]
-    table = _alloc((h_range + 1, k_range + 1, l_range + 1), f"HKL file '{name}'")
+    table = _alloc((h_range + 1, k_range + 1, l_range + 1), f"HKL file '{name}'", max_bytes)
     if default_F != 0.0:
         messages.append(f"initializing to default_F = {fmt_g(default_F)}:")
         table[:h_range, :k_range, :l_range] = default_F
