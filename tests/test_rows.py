@@ -58,6 +58,47 @@ def test_block_sizes_give_the_reference_bits(name, engine, threads, tmp_path):
         _same(api.render(plan, engine=engine, threads=threads, block_rows=size), whole)
 
 
+OTHERS = [n for n in gc.case_names() if n not in CASES
+          and not gc.load_case(n)["flags"].get("expect_error")]
+
+
+# cases of 10^7-10^8 evaluations (a minute each here): only some of their rows,
+# rendered on their own in blocks of 1 and 2 rows
+HEAVY = {"flux_exposure_beamsize": (60, 63), "integration_at020": (120, 125),
+         "integration_at020__fixed": (120, 125)}
+
+
+@pytest.mark.parametrize("name", OTHERS)
+def test_every_golden_case_in_blocks(name, tmp_path):
+    """The remaining cases, each on one engine and thread count (taken in turn)."""
+    _, plan = _plan(name, tmp_path)
+    i = OTHERS.index(name)
+    engine, threads = ENGINES[i % 2], 1 + (i // 2) % 2
+    floatfile = "float.bin" if "float.bin" in gc.load_case(name)["files"] else "floatimage.bin"
+    golden = np.frombuffer(gc.golden_file(name, floatfile), dtype=np.float32)
+    golden = golden.reshape(plan.spixels, plan.fpixels)
+    if name in HEAVY:
+        a, b = HEAVY[name]
+        blocks = [api.render_rows(plan, r, min(r + size, b), engine=engine, threads=threads)
+                  for size in (1, 2) for r in range(a, b, size)]
+        got = np.concatenate([blk.image for blk in blocks])
+        assert got.tobytes() == np.concatenate([golden[a:b], golden[a:b]]).tobytes()
+    else:
+        image = api.render(plan, engine=engine, threads=threads, block_rows=7).image
+        assert image.tobytes() == golden.tobytes()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("name", ["mosaic", "div_disp_round", "absorption_oversample_thick"])
+def test_fast_mode_in_blocks(name, engine, tmp_path):
+    case = gc.load_case(name)
+    config, _ = config_from_args(gc.args_for_mode(case) + ["-fast"], warn=lambda m: None)
+    plan = make_plan(config)
+    whole = api.render(plan, engine=engine, threads=2, block_rows=plan.spixels)
+    for size in (1, 7):
+        _same(api.render(plan, engine=engine, threads=2, block_rows=size), whole)
+
+
 # interpolation runs out of range only in the rows far from the beam: the trigger is
 # in row 48 of 64, so blocks before, around and after it are all exercised
 MIDFRAME = ("-cell 100 100 100 90 90 90 -hkl {in}/cubic.hkl -interpolate -N 4 -lambda 1.0 "
