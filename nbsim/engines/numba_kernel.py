@@ -615,5 +615,7 @@ def render(ip, dp, vecs, sources, lat, lat_first, Fhkl, mask, out, omega_rows, p
     row_start = ip[P.I_ROW_START]
     frames = _polar_frames(sources, vecs[5, 0], vecs[5, 1], vecs[5, 2])
     for row in prange(ip[P.I_ROW_STOP] - row_start):
-        _render_row(row_start + row, ip, dp, vecs, sources, frames, lat, lat_first, Fhkl, mask,
-                    out, omega_rows, probe_i, probe_d)
+        # np.int64: prange may hand out uint64 indices, and int64 + uint64 is a float in
+        # Numba; the row index stays an int64 (and _render_row is compiled once)
+        _render_row(row_start + np.int64(row), ip, dp, vecs, sources, frames, lat, lat_first,
+                    Fhkl, mask, out, omega_rows, probe_i, probe_d)
