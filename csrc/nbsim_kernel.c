@@ -55,6 +55,7 @@ typedef struct {
     int64_t os_thick, os_polar, os_omega, nopolar, shape, interpolate, hkls;
     int64_t h_min, h_max, k_min, k_max, l_min, l_max, h_range, k_range, l_range;
     int64_t first_pixel, trig_pixel, trig_ord, probe;
+    int64_t row_start, row_stop;    /* rows rendered; outputs start at row_start */
 
     double pixel_size, subpixel_size, thickstep, detector_thick, mu;
     double distance, close_distance, kahn, dmin, Na, Nb, Nc, fudge;
@@ -468,6 +469,8 @@ static void render_row(const kernel_t *K, const scratch_t *W, int64_t spixel)
     const double ax0 = K->ax0, ax1 = K->ax1, ax2 = K->ax2;
     double omega_row = 0.0;
     int64_t fpixel;
+    /* the outputs hold rows [row_start, row_stop) only */
+    const int64_t out_row = spixel - K->row_start;
 
     for (fpixel = 0; fpixel < fpixels; fpixel++) {
         int64_t imgidx, ordinal, interp_until, thick_tic;
@@ -715,8 +718,8 @@ static void render_row(const kernel_t *K, const scratch_t *W, int64_t spixel)
                                                 || (k - 2.0 < (double)K->k_min)
                                                 || (l - (double)K->l_min + 3.0) > (double)K->l_range
                                                 || (l - 2.0 < (double)K->l_min)) {
-                                            int64_t *pi = K->probe_i + spixel * 2;
-                                            double *pd = K->probe_d + spixel * 6;
+                                            int64_t *pi = K->probe_i + out_row * 2;
+                                            double *pd = K->probe_d + out_row * 6;
                                             pi[0] = fpixel;
                                             pi[1] = ordinal;
                                             pd[0] = h;
@@ -771,9 +774,9 @@ static void render_row(const kernel_t *K, const scratch_t *W, int64_t spixel)
         if (K->os_omega == 0)
             test *= omega_pixel;
         /* the image is float; the sum is formed in double and rounded once */
-        K->out[imgidx] = (float)((double)K->out[imgidx] + test);
+        K->out[out_row * fpixels + fpixel] = (float)((double)K->out[out_row * fpixels + fpixel] + test);
     }
-    K->omega_rows[spixel] = omega_row;
+    K->omega_rows[out_row] = omega_row;
 }
 
 
@@ -806,7 +809,7 @@ int nbsim_render(const int64_t *ip, const double *dp, const double *vecs,
                  int64_t *probe_i, double *probe_d, int nthreads)
 {
     kernel_t K;
-    int64_t spixel, spixels;
+    int64_t spixel, row_start, row_stop;
     double *tables = NULL, *work = NULL, *frames = NULL;
     const char *simd;
     size_t per_thread = 0;
@@ -847,6 +850,10 @@ int nbsim_render(const int64_t *ip, const double *dp, const double *vecs,
     K.trig_pixel = ip[NBSIM_I_TRIG_PIXEL];
     K.trig_ord = ip[NBSIM_I_TRIG_ORD];
     K.probe = ip[NBSIM_I_PROBE];
+    K.row_start = ip[NBSIM_I_ROW_START];
+    K.row_stop = ip[NBSIM_I_ROW_STOP];
+    if (K.row_start < 0 || K.row_start > K.row_stop || K.row_stop > K.spixels)
+        return -1;
 
     K.pixel_size = dp[NBSIM_D_PIXEL_SIZE];
     K.subpixel_size = dp[NBSIM_D_SUBPIXEL_SIZE];
@@ -949,7 +956,8 @@ int nbsim_render(const int64_t *ip, const double *dp, const double *vecs,
     K.frames = frames;
     polar_frames(&K, frames);
 
-    spixels = K.spixels;
+    row_start = K.row_start;
+    row_stop = K.row_stop;
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nthreads)
     {
@@ -957,14 +965,14 @@ int nbsim_render(const int64_t *ip, const double *dp, const double *vecs,
         set_scratch(&W, work ? work + per_thread * (size_t)omp_get_thread_num() : NULL,
                     nsources, K.M);
 #pragma omp for schedule(dynamic)
-        for (spixel = 0; spixel < spixels; spixel++)
+        for (spixel = row_start; spixel < row_stop; spixel++)
             render_row(&K, &W, spixel);
     }
 #else
     {
         scratch_t W;
         set_scratch(&W, work, nsources, K.M);
-        for (spixel = 0; spixel < spixels; spixel++)
+        for (spixel = row_start; spixel < row_stop; spixel++)
             render_row(&K, &W, spixel);
     }
 #endif

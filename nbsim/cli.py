@@ -12,6 +12,8 @@ nanoBragg.c applies them; nbsim-only flags are handled first:
   -cbffile FILE          also write a Pilatus-style miniCBF of the photon counts
   -geomfile FILE         also write a CrystFEL geometry file for the NXmx file
   -pngfile FILE          also write a PNG preview (log scale; -png_scale PHOTONS is white)
+  -max_evaluations N     cap on the job's work (see nbsim.limits)
+  -max_table_gb G        cap on the tables built before rendering
   -version               print the nbsim version
   -h, -help, --help      list every flag
 """
@@ -29,6 +31,7 @@ from .errors import NbsimError
 NBSIM_FLAGS = {"-engine": 1, "-threads": 1, "-c_parity": 0, "-fast": 0, "-tifffile": 1,
                "-nexusfile": 1, "-nexus_data": 1, "-cbffile": 1, "-geomfile": 1,
                "-pngfile": 1, "-png_scale": 1,
+               "-max_evaluations": 1, "-max_table_gb": 1,
                "-version": 0, "--version": 0, "-h": 0, "-help": 0, "--help": 0}
 
 # nbsim-only output files: flag -> OutputConfig field
@@ -96,6 +99,11 @@ def usage_text():
         "                                               scale, beam centre marked in red)",
         "  -png_scale <photons>                         pixel value shown white in the PNG",
         "                                               (default: 99.9th percentile)",
+        "  -max_evaluations <num>                       refuse jobs of more inner evaluations "
+        "(pixels x sub-pixels^2 x layers x sources x phi steps x domains) [default: 1e14; "
+        "env NBSIM_MAX_EVALUATIONS; inf: no cap]",
+        "  -max_table_gb <num>                          refuse larger lattice/source/structure-"
+        "factor tables [default: 32 GB; env NBSIM_MAX_TABLE_GB; inf: no cap]",
         "  -version                                     print the version",
         "defaults: -lambda 1 -distance 100 -detsize 102.4 -pixel 0.1 -N 1 -adc 40",
         "  -fluence 1.26e29 -beamsize 0.1 -exposure 1 -mosaic_seed 12345678 -seed <time>",
@@ -180,7 +188,8 @@ def config_from_args(args, warn=_warn):
     opts = {"engine": None, "threads": None, "c_parity": False, "fast": False,
             "tifffile": None, "nexusfile": None, "nexus_data": "float", "cbffile": None,
             "geomfile": None, "pngfile": None, "png_scale": None,
-            "version": False, "help": False}
+            "version": False, "help": False, "max_evaluations": None,
+            "max_table_gb": None}
     i = 0
     while i < len(args):
         w = args[i]
@@ -221,6 +230,9 @@ def config_from_args(args, warn=_warn):
                 if not (opts["png_scale"] > 0.0 and math.isfinite(opts["png_scale"])):
                     raise NbsimError("-png_scale: must be a positive number of photons (got %s)"
                                      % args[i + 1])
+            elif w in ("-max_evaluations", "-max_table_gb"):
+                from .limits import parse_limit
+                opts[w[1:]] = parse_limit(w, args[i + 1])
             elif w in ("-version", "--version"):
                 opts["version"] = True
             else:
@@ -271,6 +283,8 @@ def config_from_args(args, warn=_warn):
     for key in ("tifffile", "nexusfile", "nexus_data", "cbffile", "geomfile", "pngfile",
                 "png_scale"):
         v[key] = opts[key]
+    v["max_evaluations"] = opts["max_evaluations"]
+    v["max_table_gb"] = opts["max_table_gb"]
     if v["mask"] is not None:
         m = v["mask"]
         from .geometry import detector_size
@@ -395,9 +409,9 @@ def run(args, out=None, warn=_warn, hkl_cache=None):
             hkl_io.write_fdump(cfg.crystal.dump_file, plan.hkl_table)
         except NbsimError as exc:   # the reference only warns when it cannot cache
             warn("could not write the structure-factor cache: %s" % exc)
-    res = api.simulate(cfg, engine=opts["engine"], threads=opts["threads"], plan=plan, warn=warn)
-    for line in res.log:
-        print(line, file=out)
+    # the log goes to ``out`` as it is produced: the progress meter is live
+    res = api.simulate(cfg, engine=opts["engine"], threads=opts["threads"], plan=plan, warn=warn,
+                       echo=out)
     write_outputs(res, out)
     print("nbsim: rendered by the %s engine" % res.engine, file=out)
     return 0

@@ -162,6 +162,10 @@ class SamplingConfig:
     oversample_omega: bool = False
     c_parity: bool = False
     fast: bool = False
+    # caps on the job's size (nbsim.limits); None: $NBSIM_MAX_EVALUATIONS /
+    # $NBSIM_MAX_TABLE_GB, else the defaults there
+    max_evaluations: Optional[float] = None   # inner evaluations
+    max_table_gb: Optional[float] = None      # tables built before rendering, GB
 
 
 @dataclass(frozen=True)

@@ -148,32 +148,42 @@ def _apply_mosaic(table, umats, spread):
     return out
 
 
-def _read_hkl(path, default_F, cache):
+def _read_hkl(path, default_F, cache, max_bytes=None):
     """read_hkl, through ``cache`` (a dict) when one is given: a batch of frames reads
     a structure-factor file once, and again only if the file changes."""
     from .io import hkl as hkl_io
     if cache is None:
-        return hkl_io.read_hkl(path, default_F)
+        return hkl_io.read_hkl(path, default_F, max_bytes)
     try:
         st = os.stat(path)
         key = (os.path.realpath(path), st.st_size, st.st_mtime_ns, repr(default_F))
     except OSError:
-        return hkl_io.read_hkl(path, default_F)   # let the reader report the problem
+        return hkl_io.read_hkl(path, default_F, max_bytes)   # let it report
     if key not in cache:
         cache.clear()       # one table at a time: they can be large
-        cache[key] = hkl_io.read_hkl(path, default_F)
+        cache[key] = hkl_io.read_hkl(path, default_F, max_bytes)
     return cache[key]
 
 
-def _table_from_memory(records, default_F, cache):
+def _table_from_memory(records, default_F, cache, max_bytes=None):
     """The dense table of in-memory records, through ``cache`` like a file's."""
     if cache is None:
-        return records.table(default_F)
+        return records.table(default_F, max_bytes)
     key = ("memory", records.key, repr(default_F))
     if key not in cache:
         cache.clear()
-        cache[key] = records.table(default_F)
+        cache[key] = records.table(default_F, max_bytes)
     return cache[key]
+
+
+def _check_job_size(cfg, geom, oversample, thicksteps, nsources, phisteps, domains,
+                    fhkl_bytes):
+    """The caps on total work and table memory (nbsim.limits), before the lattice
+    tables are built."""
+    from . import limits
+    pixels = limits.roi_pixels(geom.roi, geom.fpixels, geom.spixels)
+    limits.check_tables(cfg, phisteps, domains, nsources, fhkl_bytes)
+    limits.check_work(cfg, pixels, oversample, thicksteps, nsources, phisteps, domains)
 
 
 def make_plan(cfg: Config, printed_header=None, hkl_cache=None) -> Plan:
@@ -356,10 +366,12 @@ def make_plan(cfg: Config, printed_header=None, hkl_cache=None) -> Plan:
     from .io import hkl as hkl_io
     table = None
     if given_F:
+        from .limits import max_table_bytes
         if cr.structure_factors is not None:
-            table = _table_from_memory(cr.structure_factors, cr.default_F, hkl_cache)
+            table = _table_from_memory(cr.structure_factors, cr.default_F, hkl_cache,
+                                       max_table_bytes(cfg))
         else:
-            table = _read_hkl(cr.hkl_file, cr.default_F, hkl_cache)
+            table = _read_hkl(cr.hkl_file, cr.default_F, hkl_cache, max_table_bytes(cfg))
         for line in getattr(table, "messages", []):
             emit(line)
         if cr.dump_file is not None:
@@ -399,6 +411,8 @@ def make_plan(cfg: Config, printed_header=None, hkl_cache=None) -> Plan:
             raise NbsimError("-sourcefile: %s has no sources" % b.source_file)
     sx, sy, sz, si, sl, divsteps = build_sources(cfg, geom, samp, cols, emit)
     sources = np.ascontiguousarray(np.stack([sx, sy, sz, sl], axis=1))
+    _check_job_size(cfg, geom, max(oversample, 1), thicksteps, len(sl), phisteps,
+                    mosaic_domains, Fhkl.nbytes)
 
     idum = np.array([cr.mosaic_seed], dtype=np.int64)
     umats = rng.mosaic_umats(mosaic_spread, mosaic_domains, idum, state)

@@ -112,11 +112,12 @@ class StructureFactors:
         """A digest of the records: equal records, equal key."""
         return self._digest
 
-    def table(self, default_F):
-        """The reference's dense table (:class:`nbsim.io.hkl.HklTable`)."""
+    def table(self, default_F, max_bytes=None):
+        """The reference's dense table (:class:`nbsim.io.hkl.HklTable`); one larger than
+        ``max_bytes`` (None: nbsim.limits' cap) is refused before it is allocated."""
         from .io.hkl import table_from_records
         return table_from_records(self.hkl[:, 0], self.hkl[:, 1], self.hkl[:, 2], self.F,
-                                  default_F, "structure factors")
+                                  default_F, "structure factors", max_bytes)
 
     def write_hkl(self, path):
         """Write the records as an ``h k l F`` text file that reads back to the same bits."""

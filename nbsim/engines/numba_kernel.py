@@ -287,6 +287,9 @@ def _render_row(spixel, ip, dp, vecs, sources, frames, lat, lat_first, Fhkl, mas
     trig_pixel = ip[P.I_TRIG_PIXEL]
     trig_ord = ip[P.I_TRIG_ORD]
     probe = ip[P.I_PROBE]
+    # the per-row outputs hold rows [ROW_START, ROW_STOP) only
+    row = spixel - ip[P.I_ROW_START]
+    trace_base = row * fpixels
     nsources = sources.shape[0]
     phisteps = lat.shape[0]
     domains = lat.shape[1]
@@ -299,7 +302,7 @@ def _render_row(spixel, ip, dp, vecs, sources, frames, lat, lat_first, Fhkl, mas
     need_hkl = not fast_sq or ip[P.I_HKLS] != 0 or ip[P.I_INTERPOLATE] != 0
     # the nearest whole indices matter for spot shapes, tables and the probe's report
     # PROBE 1: find where interpolation runs out of range; PROBE 2: render and record
-    # each pixel's last values for -printout (into probe_d[imgidx])
+    # each pixel's last values for -printout (into probe_d[row * fpixels + fpixel])
     probing = probe == 1
     tracing = probe == 2
     need_index = (ip[P.I_SHAPE] != P.SHAPE_SQUARE or ip[P.I_HKLS] != 0
@@ -533,14 +536,14 @@ def _render_row(spixel, ip, dp, vecs, sources, frames, lat, lat_first, Fhkl, mas
                                     if ((h - h_min + 3) > h_range or (h - 2 < h_min)
                                             or (k - k_min + 3) > k_range or (k - 2 < k_min)
                                             or (l - l_min + 3) > l_range or (l - 2 < l_min)):
-                                        probe_i[spixel, 0] = fpixel
-                                        probe_i[spixel, 1] = ordinal
-                                        probe_d[spixel, 0] = h
-                                        probe_d[spixel, 1] = k
-                                        probe_d[spixel, 2] = l
-                                        probe_d[spixel, 3] = h0
-                                        probe_d[spixel, 4] = k0
-                                        probe_d[spixel, 5] = l0
+                                        probe_i[row, 0] = fpixel
+                                        probe_i[row, 1] = ordinal
+                                        probe_d[row, 0] = h
+                                        probe_d[row, 1] = k
+                                        probe_d[row, 2] = l
+                                        probe_d[row, 3] = h0
+                                        probe_d[row, 4] = k0
+                                        probe_d[row, 5] = l0
                                         return 0.0
                                 ordinal += 1
                             if probing:
@@ -574,9 +577,9 @@ def _render_row(spixel, ip, dp, vecs, sources, frames, lat, lat_first, Fhkl, mas
         if os_omega == 0:
             test *= omega_pixel
         # float image += double, rounded back to float as C does
-        out[spixel, fpixel] = np.float32(np.float64(out[spixel, fpixel]) + test)
+        out[row, fpixel] = np.float32(np.float64(out[row, fpixel]) + test)
         if tracing:
-            t = probe_d[imgidx]
+            t = probe_d[trace_base + fpixel]
             t[0] = stol
             t[1] = px
             t[2] = py
@@ -602,18 +605,19 @@ def _render_row(spixel, ip, dp, vecs, sources, frames, lat, lat_first, Fhkl, mas
             t[22] = cx
             t[23] = cy
             t[24] = cz
-            t[25] = out[spixel, fpixel]
-    omega_rows[spixel] = omega_row
+            t[25] = out[row, fpixel]
+    omega_rows[row] = omega_row
     return omega_row
 
 
 @njit(parallel=True)
 def render(ip, dp, vecs, sources, lat, lat_first, Fhkl, mask, out, omega_rows, probe_i, probe_d):
-    """Fill ``out`` (spixels, fpixels) float32; one row per task, any thread count."""
-    spixels = ip[P.I_SPIXELS]
+    """Fill ``out`` (rows, fpixels) float32 with the slow rows [ROW_START, ROW_STOP);
+    one row per task, any thread count. ``mask`` covers the whole detector."""
+    row_start = ip[P.I_ROW_START]
     frames = _polar_frames(sources, vecs[5, 0], vecs[5, 1], vecs[5, 2])
-    for row in prange(spixels):
-        # np.int64: prange hands out uint64 indices after its rewrite and int64 before;
-        # one type means _render_row is compiled once, not twice
-        _render_row(np.int64(row), ip, dp, vecs, sources, frames, lat, lat_first, Fhkl, mask, out,
-                    omega_rows, probe_i, probe_d)
+    for row in prange(ip[P.I_ROW_STOP] - row_start):
+        # np.int64: prange may hand out uint64 indices, and int64 + uint64 is a float in
+        # Numba; the row index stays an int64 (and _render_row is compiled once)
+        _render_row(row_start + np.int64(row), ip, dp, vecs, sources, frames, lat, lat_first,
+                    Fhkl, mask, out, omega_rows, probe_i, probe_d)

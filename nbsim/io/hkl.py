@@ -145,7 +145,9 @@ def _index(token, where, axis):
     return value
 
 
-def _alloc(shape, where):
+def _alloc(shape, where, max_bytes=None):
+    from ..limits import check_fhkl_shape
+    check_fhkl_shape(shape, where, max_bytes)
     try:
         return np.zeros(shape, dtype=np.float64)
     except (MemoryError, ValueError):
@@ -201,8 +203,11 @@ def _careful_records(raw, name):
             np.array(ls, dtype=np.int64), np.array(fs, dtype=np.float64))
 
 
-def read_hkl(path, default_F):
+def read_hkl(path, default_F, max_bytes=None):
     """Read an ``h k l F`` text file into an :class:`HklTable`.
+
+    A table larger than ``max_bytes`` (None: nbsim.limits' cap from the environment)
+    is refused before it is allocated.
 
     ``messages`` holds what the reference prints: ``counting entries in X``,
     with a non-zero ``default_F`` ``initializing to default_F = %g:`` and
@@ -214,13 +219,13 @@ def read_hkl(path, default_F):
     raw = _read_bytes(path, "HKL file")
     records = _fast_records(raw)
     h, k, l, f = records if records is not None else _careful_records(raw, name)
-    table = table_from_records(h, k, l, f, default_F, f"HKL file '{name}'")
+    table = table_from_records(h, k, l, f, default_F, f"HKL file '{name}'", max_bytes)
     table.messages[:0] = [f"counting entries in {name}"]
     table.messages.append(f"re-reading {name}")
     return table
 
 
-def table_from_records(h, k, l, f, default_F, where="structure factors"):
+def table_from_records(h, k, l, f, default_F, where="structure factors", max_bytes=None):
     """The reference's dense table from ``h k l F`` records (int64 and float64 arrays
     of one length, at least one record), exactly as :func:`read_hkl` builds it from a
     file holding those records in that order. ``messages`` holds the default_F lines."""
@@ -229,7 +234,7 @@ def table_from_records(h, k, l, f, default_F, where="structure factors"):
     l_min, l_max = int(l.min()), int(l.max())
     h_range, k_range, l_range = h_max - h_min + 1, k_max - k_min + 1, l_max - l_min + 1
     messages = []
-    table = _alloc((h_range + 1, k_range + 1, l_range + 1), where)
+    table = _alloc((h_range + 1, k_range + 1, l_range + 1), where, max_bytes)
     if default_F != 0.0:
         messages.append(f"initializing to default_F = {fmt_g(default_F)}:")
         table[:h_range, :k_range, :l_range] = default_F
