@@ -419,6 +419,9 @@ def _build(cfg, base, inputs_dir):
     b.switch("oversample_omega", "-oversample_omega")
     b.switch("c_parity", "-c_parity")
     b.switch("fast", "-fast")
+    for flag, key in (("-max_evaluations", "max_evaluations"), ("-max_table_gb", "max_table_gb")):
+        if key in now and b.differs(key) and now[key] is not None:
+            b.emit(flag, repr(float(now[key])))
 
     # outputs (the switches after the file names, which turn them back on)
     for flag, key in (("-floatfile", "floatfile"), ("-intfile", "intfile"),

@@ -220,3 +220,11 @@ def test_builder_is_quiet_for_the_defaults():
     assert _flat(base)["pivot"] == Pivot.BEAM
     assert config_to_args(base) == ["-seed", str(-base.noise.seed)]
     assert not math.isnan(base.detector.distance)
+
+
+def test_work_and_table_caps_round_trip():
+    cfg = Config.from_args("-cell 100 -default_F 1 -seed 1 -max_evaluations 1e9 "
+                           "-max_table_gb inf".split(), warn=quiet)
+    assert cfg.sampling.max_evaluations == 1e9 and math.isinf(cfg.sampling.max_table_gb)
+    args = roundtrip(cfg)
+    assert "-max_evaluations" in args and "-max_table_gb" in args
