@@ -296,6 +296,20 @@ def config_from_args(args, warn=_warn):
     return Config.from_flat(v), opts
 
 
+# the reference's structure-factor cache, in the working folder: read when there is no
+# -hkl, written when there is one. The command keeps it; the Python API has none unless asked.
+COMMAND_DUMP_FILE = "Fdump.bin"
+
+
+def command_config(args, warn=_warn):
+    """(Config, options) as the ``nanoBragg`` command runs them: :func:`config_from_args`
+    plus the command's implicit ``Fdump.bin`` cache."""
+    cfg, opts = config_from_args(args, warn)
+    if cfg is not None and cfg.crystal.dump_file is None:
+        cfg = cfg.replace(dump_file=COMMAND_DUMP_FILE)
+    return cfg, opts
+
+
 def _check_paths(cfg):
     for flag, path in (("-hkl", cfg.crystal.hkl_file), ("-mat", cfg.crystal.mat_file),
                        ("-sourcefile", cfg.beam.source_file), ("-stol", cfg.crystal.stol_file)):
@@ -375,15 +389,13 @@ def run(args, out=None, warn=_warn, hkl_cache=None):
     from .plan import MissingInputs, make_plan
 
     out = out or sys.stdout
-    cfg, opts = config_from_args(args, warn)
+    cfg, opts = command_config(args, warn)
     if opts["help"]:
         print(usage_text(), file=out)
         return 0
     if opts["version"]:
         print("nbsim %s" % __version__, file=out)
         return 0
-    if cfg.crystal.dump_file is None:   # the reference's cache, in the working folder
-        cfg = cfg.replace(dump_file="Fdump.bin")
     _check_paths(cfg)
     if opts["engine"] is not None:
         from .engines.registry import ENGINES

@@ -8,7 +8,7 @@ import pytest
 
 import golden_cases as gc
 from nbsim import api, cli, limits
-from nbsim.cli import config_from_args
+from nbsim.cli import command_config
 from nbsim.errors import NbsimError
 from nbsim.plan import make_plan
 
@@ -130,7 +130,7 @@ def test_golden_cases_and_benchmarks_are_far_inside_the_defaults(tmp_path, monke
     worst_work = worst_tables = 0.0
     for case, args in jobs:
         gc.prepare_workdir(case, str(tmp_path))
-        plan = make_plan(config_from_args(args, warn=lambda m: None)[0])
+        plan = make_plan(command_config(args, warn=lambda m: None)[0])
         worst_work = max(worst_work, api.evaluations(plan))
         worst_tables = max(worst_tables, _table_bytes(plan))
     assert 1e7 < worst_work < limits.DEFAULT_MAX_EVALUATIONS / 1e5

@@ -9,7 +9,7 @@ import pytest
 
 import golden_cases as gc
 from nbsim import api, rows
-from nbsim.cli import config_from_args
+from nbsim.cli import command_config
 from nbsim.plan import make_plan
 
 # cases with state that crosses pixels or rows: the interpolation switching itself off
@@ -28,7 +28,7 @@ def _plan(name, workdir):
     old = os.getcwd()
     os.chdir(str(workdir))
     try:
-        config, _ = config_from_args(gc.args_for_mode(case), warn=lambda m: None)
+        config, _ = command_config(gc.args_for_mode(case), warn=lambda m: None)
         return case, make_plan(config)
     finally:
         os.chdir(old)
@@ -92,7 +92,7 @@ def test_every_golden_case_in_blocks(name, tmp_path):
 @pytest.mark.parametrize("name", ["mosaic", "div_disp_round", "absorption_oversample_thick"])
 def test_fast_mode_in_blocks(name, engine, tmp_path):
     case = gc.load_case(name)
-    config, _ = config_from_args(gc.args_for_mode(case) + ["-fast"], warn=lambda m: None)
+    config, _ = command_config(gc.args_for_mode(case) + ["-fast"], warn=lambda m: None)
     plan = make_plan(config)
     whole = api.render(plan, engine=engine, threads=2, block_rows=plan.spixels)
     for size in (1, 7):
@@ -107,7 +107,7 @@ MIDFRAME = ("-cell 100 100 100 90 90 90 -hkl {in}/cubic.hkl -interpolate -N 4 -l
 
 def midframe_plan():
     args = MIDFRAME.replace("{in}", gc.INPUTS).split()
-    return make_plan(config_from_args(args, warn=lambda m: None)[0])
+    return make_plan(command_config(args, warn=lambda m: None)[0])
 
 
 @pytest.mark.parametrize("threads", [1, 2])

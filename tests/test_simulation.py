@@ -196,7 +196,8 @@ def test_scan_of_two_keywords_and_in_memory_structure_factors(monkeypatch):
     from nbsim.structure_factors import StructureFactors
     built = []
     real = StructureFactors.table
-    monkeypatch.setattr(StructureFactors, "table", lambda self, d: built.append(d) or real(self, d))
+    monkeypatch.setattr(StructureFactors, "table",
+                        lambda self, d, *cap: built.append(d) or real(self, d, *cap))
     sim = nbsim.Simulation(cell=(50, 60, 70, 90, 90, 90), Fhkl={(1, 0, 0): 10.0, (0, 1, 1): 5.0},
                            default_F=1, N_cells=3, wavelength_A=1.0, detpixels=32, seed=2)
     frames = list(nbsim.scan(sim, phi_deg=[0, 3], distance_mm=[80, 90]))

@@ -79,7 +79,7 @@ def check_frame(job, frame):
     from .. import cli
     try:
         argv = job.frame_argv(frame)
-        cfg, opts = cli.config_from_args(argv, lambda _m: None)
+        cfg, opts = cli.command_config(argv, lambda _m: None)
         if cfg is None:
             raise NbsimError("-h/-version in args: the frame would render nothing")
         inputs = markers.frame_inputs(cfg, argv)
@@ -142,7 +142,7 @@ def render_frame(job, frame, hkl_cache=None, digests=None):
     inputs = None
     try:
         try:
-            cfg, _opts = cli.config_from_args(argv, lambda _m: None)
+            cfg, _opts = cli.command_config(argv, lambda _m: None)
             # checksums of what the frame reads, taken before it reads them
             inputs = markers.input_digests(markers.frame_inputs(cfg, argv), digests) \
                 if cfg is not None else []
