@@ -479,8 +479,10 @@ def _split_unit(job, frame, part, claims, digests, hkl_cache, current, progress,
 
 def _dry_run(job, schedule, digests, hkl_cache, out, err):
     share = schedule.share()
-    print("nbsim-batch: dry run of %s: %d frames; rank %d of %d checks %d"
-          % (job.name, job.frames, schedule.rank, schedule.ranks, len(share)), file=out)
+    print("nbsim-batch: dry run of %s: %d frames%s; rank %d of %d checks %d"
+          % (job.name, job.frames, " in %d row parts" % job.split_rows
+             if job.split_rows > 1 else "", schedule.rank, schedule.ranks, len(share)),
+          file=out)
     for note in job.notes:
         print("nbsim-batch: note: %s" % note, file=err)
     errors = []
