@@ -175,6 +175,9 @@ def test_master_data_files_are_nxmx_files_of_their_frames(tmp_path):
     assert one["scan"] == (-12.25, 0.25, 1)
     assert one["data"][0].tobytes() == frame_images(job, "float")[1].tobytes()
     assert "-nexus_data" in job.frame_argv(1)
+    master = read_scan(job.scan_path())      # its sources in a subfolder beside it
+    assert master["data"].tobytes() == frame_images(job, "float").tobytes()
+    assert master["scan"] == (-12.5, 0.25, 2)
 
 
 def _scan_line(out):
@@ -238,28 +241,33 @@ def test_ranks_restarts_and_changes_keep_the_scan_file_right(tmp_path, capsys):
     assert sorted(p.name for p in folder.iterdir() if p.name.endswith((".tmp", ".claim"))) == []
 
 
-def test_a_scan_image_changed_behind_a_marker_is_not_copied(tmp_path):
+def test_an_image_changed_behind_its_marker_is_rendered_again_not_copied(tmp_path):
     import io
     job_path = write_job(tmp_path, rotation(frames=2))
     assert run(job_path) == 0
     job = batch.load_job(job_path)
     target = tmp_path / "scan" / "scan_00001.bin"
     good = target.read_bytes()
+    target.write_bytes(good[:-4] + b"\0\0\0\0")       # same size, marker unchanged
+    os.unlink(job.scan_path())
+    # rank 0 of 2 checks only frame 0's marker; writing the scan file finds frame 1's
+    # image changed, renders that frame again and then writes the file
+    text = io.StringIO()
+    assert run(job_path, "--rank", "0", "--ranks", "2", out=text) == 0
+    assert "wrote 2 frames" in text.getvalue()
+    assert "frames 1 had changed and were rendered again" in text.getvalue()
+    assert target.read_bytes() == good and batch.is_done(job, 1)
+    assert read_scan(job.scan_path())["data"].tobytes() == \
+        frame_images(job, "float").tobytes()
+    # without a way to render it (scanfile.finish alone), it is forgotten and refused
     target.write_bytes(good[:-4] + b"\0\0\0\0")
     os.unlink(job.scan_path())
-    # rank 1 of 2 checks only frame 1's marker... of which there is none in its share
-    # here; the scan file is assembled, finds the changed image, and says so
-    text = io.StringIO()
     from nbsim.batch import scanfile
     claims = batch.Claims(job.directory)
     status, message = scanfile.finish(job, claims, started=0.0)
     claims.release_all()
     assert status == 1 and "frame 1's" in message and "changed since it was rendered" in message
-    assert not os.path.exists(job.scan_path())
-    assert not batch.is_done(job, 1)              # forgotten: the next run renders it
-    assert run(job_path, out=text) == 0
-    assert target.read_bytes() == good
-    assert "wrote 2 frames" in text.getvalue()
+    assert not os.path.exists(job.scan_path()) and not batch.is_done(job, 1)
 
 
 @pytest.mark.parametrize("change, words", [

@@ -235,8 +235,9 @@ def run(opts, out=None, err=None):
             status = _render(job, schedule, claims, digests, opts, started, out, err,
                              hkl_cache)
             if job.nexus is not None:
-                scan_status, message = scanfile.finish(job, claims, started, opts.force,
-                                                       hkl_cache)
+                scan_status, message = scanfile.finish(
+                    job, claims, started, opts.force, hkl_cache,
+                    rerender=lambda frame: _rerender(job, frame, claims, hkl_cache, digests))
                 print("nbsim-batch: rank %d: %s" % (rank, message),
                       file=err if scan_status else out, flush=True)
                 status = status or scan_status
@@ -247,6 +248,19 @@ def run(opts, out=None, err=None):
         os.chdir(old)
         if threads_set:          # leave the environment as it was for the caller
             os.environ.pop("NBSIM_THREADS", None)
+
+
+def _rerender(job, frame, claims, hkl_cache, digests):
+    """Render a done frame again, whole, because its files changed since its marker
+    (found while writing the scan file); returns its exit status."""
+    claim = scanfile.take_waiting(claims, job.key(frame))
+    try:
+        if markers.why_not_done(job, frame, digests) == "":
+            return 0                     # rendered again meanwhile by whoever held it
+        status, _seconds = render_frame(job, frame, hkl_cache, digests)
+        return status
+    finally:
+        claims.release(claim)
 
 
 def _check_scan_file(job):

@@ -376,9 +376,9 @@ def forget(job):
         os.unlink(marker_path(job))
 
 
-def _take_waiting(claims, key):
-    """The scan's claim, waiting while a live process holds it (it is writing the
-    file, which this process will then find current)."""
+def take_waiting(claims, key):
+    """The claim on ``key``, waiting while a live process holds it (e.g. the scan's:
+    its holder is writing the file, which this process will then find current)."""
     while True:
         claim = claims.take(key)
         if claim is not None:
@@ -386,16 +386,20 @@ def _take_waiting(claims, key):
         time.sleep(POLL)
 
 
-def finish(job, claims, started, force=False, hkl_cache=None, out=None):
+def finish(job, claims, started, force=False, hkl_cache=None, rerender=None):
     """At the end of a rank's walk: write the scan file if every frame is done and it
-    is not current. Returns (exit status, message)."""
+    is not current. Returns (exit status, message).
+
+    ``rerender(frame)``: renders a frame whose image turned out changed since its
+    marker (a corruption the rank that checks that frame has not reached yet) and
+    returns its exit status; without it such a frame is forgotten for the next run."""
     from . import markers
     done = markers.count_done(job)
     rel = os.path.relpath(job.scan_path(), job.folder)
     if done < job.frames:
         return 0, "scan file %s: waiting for %d of %d frames" % (rel, job.frames - done,
                                                                  job.frames)
-    claim = _take_waiting(claims, claim_key(job))
+    claim = take_waiting(claims, claim_key(job))
     try:
         digest, why = frames_digest(job)
         if digest is None:
@@ -409,16 +413,28 @@ def finish(job, claims, started, force=False, hkl_cache=None, out=None):
         scanplan = plan_scan(job, hkl_cache)
         forget(job)
         t0 = time.monotonic()
-        try:
-            write_scan(job, scanplan)
-        except SourceChanged as exc:
-            # the next run renders that frame again, then writes the scan file
-            markers.forget(job, exc.frame)
-            return 1, "scan file %s: not written: %s (run the job again)" % (rel, exc)
+        redone = []
+        while True:
+            try:
+                write_scan(job, scanplan)
+                break
+            except SourceChanged as exc:
+                if rerender is None or exc.frame in redone:
+                    # the next run renders that frame again, then writes the scan file
+                    markers.forget(job, exc.frame)
+                    return 1, "scan file %s: not written: %s (run the job again)" % (rel, exc)
+                redone.append(exc.frame)
+                status = rerender(exc.frame)
+                digest, why = frames_digest(job)
+                if status != 0 or digest is None:
+                    return 1, "scan file %s: not written: %s, and rendering it again %s" % (
+                        rel, exc, "failed" if status else "left %s" % why)
         write_marker(job, digest)
         s = scanplan.scan
         return 0, ("scan file %s: wrote %d frames (%s), phi from %.10g deg in steps of "
-                   "%.10g deg, in %.2f s" % (rel, s.frames, job.nexus.describe(), s.start,
-                                             s.increment, time.monotonic() - t0))
+                   "%.10g deg, in %.2f s%s" % (
+                       rel, s.frames, job.nexus.describe(), s.start, s.increment,
+                       time.monotonic() - t0, "; frames %s had changed and were rendered "
+                       "again" % ", ".join(map(str, redone)) if redone else ""))
     finally:
         claims.release(claim)
