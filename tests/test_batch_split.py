@@ -305,6 +305,23 @@ def test_damaged_and_foreign_parts_are_not_used(tmp_path):
     assert leftovers(tmp_path / "split") == []
 
 
+def test_parts_left_behind_a_done_frame_are_removed_by_the_next_run(tmp_path):
+    """An assembler stopped between the frame's marker and removing its parts."""
+    job_path = write_job(tmp_path, {"args": BASE, "frames": 2, "split_rows": 3})
+    assert run(job_path) == 0
+    folder = tmp_path / "scan"
+    left = [folder / ".scan_00001.part002of003-0123456789abcdef.npz",
+            folder / ".scan_00001.probe000of003-0123456789abcdef.json"]
+    for path in left:
+        path.write_bytes(b"left behind")
+    (folder / ".scan_00001.claims-are-not-parts.npz").write_bytes(b"not ours")
+    text = io.StringIO()
+    assert run(job_path, out=text) == 0
+    assert "0 rendered (0 row parts), 2 already done" in text.getvalue()
+    assert not any(p.exists() for p in left)
+    assert (folder / ".scan_00001.claims-are-not-parts.npz").exists()
+
+
 def test_a_part_that_fails_fails_the_frame(tmp_path):
     job_path = write_job(tmp_path, {"args": BASE + " -pixel 0", "frames": 2, "split_rows": 2})
     assert run(job_path) == 1

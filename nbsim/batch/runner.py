@@ -295,6 +295,7 @@ def _forget_stale_markers(job, schedule, claims, digests, force, started):
     """Pass 1 over this rank's share; returns how many old frames are intact."""
     intact = 0
     listed = _listing(job)     # one listing, not two stats per frame of a long job
+    parts = split.leftovers_by_key(listed)
     for frame in schedule.share():
         key = job.key(frame)
         if "." + key + ".done" not in listed and "." + key + ".failed" not in listed:
@@ -306,7 +307,7 @@ def _forget_stale_markers(job, schedule, claims, digests, force, started):
         if not force and not os.path.exists(failed_path) and \
                 markers.why_not_done(job, frame, digests, done) == "":
             intact += 1
-            _remove_parts(job, frame, listed)
+            _remove_parts(job, parts.get(key, ()))
             continue
         claim = claims.take(job.key(frame))
         if claim is None:
@@ -317,19 +318,18 @@ def _forget_stale_markers(job, schedule, claims, digests, force, started):
                 intact += 1              # finished meanwhile
             else:
                 markers.forget(job, frame)
-            _remove_parts(job, frame, listed)
+            _remove_parts(job, parts.get(key, ()))
         finally:
             claims.release(claim)
     return intact
 
 
-def _remove_parts(job, frame, listed):
+def _remove_parts(job, names):
     """Row parts left by an assembler stopped after the frame's marker, or by an older
-    version of the job (only where the listing shows some: no stats per frame)."""
-    if job.split_rows > 1 or any(".part" in n for n in listed):
-        for name in split.leftovers(job, frame, listed):
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(os.path.join(job.directory, name))
+    version of the job."""
+    for name in names:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(job.directory, name))
 
 
 def _fail_frame(job, frame, message, status, part=None):

@@ -334,14 +334,26 @@ def _checksum(arrays):
     return h.hexdigest()
 
 
+def _is_part_file(name):
+    return name.startswith(".") and (".part" in name and name.endswith(".npz") or
+                                     ".probe" in name and name.endswith(".json"))
+
+
+def leftovers_by_key(listing):
+    """{frame key: [names of its part and probe files]} of a folder listing."""
+    found = {}
+    for name in listing:
+        if _is_part_file(name):
+            cut = name.rfind(".part") if name.endswith(".npz") else name.rfind(".probe")
+            found.setdefault(name[1:cut], []).append(name)
+    return found
+
+
 def leftovers(job, frame, listing=None):
     """Names of part and probe files of frame ``frame`` in the output folder."""
-    prefix = "." + job.key(frame) + "."
     if listing is None:
         try:
             listing = os.listdir(job.directory)
         except OSError:
             return []
-    return [n for n in listing if n.startswith(prefix) and
-            (n.startswith(prefix + "part") and n.endswith(".npz") or
-             n.startswith(prefix + "probe") and n.endswith(".json"))]
+    return leftovers_by_key(listing).get(job.key(frame), [])
