@@ -40,8 +40,9 @@ bytes (a changed job or input), a corrupted or deleted scan file, or ``--force``
 to a new scan file, and a frame re-rendered after a corruption of its own files, which
 gives the same bytes, leaves it as it is. A stacked file is written from the frames'
 images one frame at a time (memory of one frame), each checked against the checksum
-its marker recorded while it is read; a master only names its data files, which stay
-checked by their frames' markers. Both are written to a temporary name and renamed.
+its marker recorded while it is read (a frame whose image changed behind its marker is
+rendered again first); a master only names its data files, which stay checked by their
+frames' markers. Both are written to a temporary name and renamed.
 """
 from __future__ import annotations
 
