@@ -2,9 +2,10 @@
 """Benchmark of nbsim-batch over MPI ranks.
 
     python bench/batch.py [--frames 24] [--detpixels 512] [--runs 3] [--mpiexec PATH]
-                          [--ranks 2] [--only scaling,mixed] [--json out.json] [--smoke]
+                          [--ranks 2] [--only scaling,mixed,split] [--json out.json]
+                          [--split-detpixels 1024] [--smoke]
 
-Two measurements, each a whole ``nbsim-batch`` job timed from the outside (process
+Three measurements, each a whole ``nbsim-batch`` job timed from the outside (process
 start, MPI start-up, rendering, checksums and file writing included), every
 configuration run ``--runs`` times in alternation after one warm-up round, medians
 reported:
@@ -15,6 +16,10 @@ scaling  ``--frames`` frames of equal cost; one rank on one thread, ``--ranks``
 mixed    frames of mixed cost (``-oversample`` 3 on even frames, 1 on odd ones, a 9:1
          ratio) under ``mpiexec -n N``, handed out round-robin (``--schedule
          static``) and dynamically (the default). Ratio: static / dynamic.
+split    one frame of ``--split-detpixels`` pixels a side (``-oversample 4``): one rank
+         on one thread renders it whole; ``--ranks`` ranks under ``mpiexec`` render it
+         in as many row parts (``"split_rows"``) and the last one assembles it. Ratio:
+         whole / split.
 
 Beside the wall times it prints the CPU time of all children, the CPU time of the
 busiest rank (from the ranks' closing lines) and the load average. On a shared
@@ -41,7 +46,11 @@ ARGS = ("-cell 70 80 90 75 85 95 -misset 10 20 30 -lambda 1.0 -N 8 -default_F 10
         "-distance 100 -pixel 0.1 -detpixels {det} -noprogress -engine c")
 
 
-def job_spec(frames, det, mixed):
+def job_spec(frames, det, kind, parts=1):
+    if kind == "split":
+        return {"args": ARGS.format(det=det) + " -oversample 4", "frames": 1,
+                "split_rows": parts, "name": "bench"}
+    mixed = kind == "mixed"
     vary = {"-phi": {"start": 0, "step": 0.5}}
     if mixed:
         vary["-oversample"] = [3 if f % 2 == 0 else 1 for f in range(frames)]
@@ -98,20 +107,27 @@ def configurations(opts, mpiexec):
     configs = []
     if "scaling" in opts.only:
         configs += [
-            ("scaling", "1 rank x 1 thread", py + ["--rank", "0", "--ranks", "1"], one, False),
+            ("scaling", "1 rank x 1 thread", py + ["--rank", "0", "--ranks", "1"], one,
+             "equal"),
             ("scaling", "1 rank x %d threads" % n, py + ["--rank", "0", "--ranks", "1"],
-             dict(NBSIM_THREADS=str(n)), False),
+             dict(NBSIM_THREADS=str(n)), "equal"),
         ]
         if mpiexec:
             configs.append(("scaling", "%d ranks x 1 thread" % n,
-                            [mpiexec, "-n", str(n)] + py, one, False))
+                            [mpiexec, "-n", str(n)] + py, one, "equal"))
     if "mixed" in opts.only and mpiexec:
         configs += [
             ("mixed", "%d ranks, round-robin" % n,
-             [mpiexec, "-n", str(n)] + py + ["--schedule", "static"], one, True),
+             [mpiexec, "-n", str(n)] + py + ["--schedule", "static"], one, "mixed"),
             ("mixed", "%d ranks, dynamic" % n,
-             [mpiexec, "-n", str(n)] + py + ["--schedule", "dynamic"], one, True),
+             [mpiexec, "-n", str(n)] + py + ["--schedule", "dynamic"], one, "mixed"),
         ]
+    if "split" in opts.only:
+        configs.append(("split", "whole, 1 rank", py + ["--rank", "0", "--ranks", "1"], one,
+                        "whole"))
+        if mpiexec:
+            configs.append(("split", "%d parts, %d ranks" % (n, n),
+                            [mpiexec, "-n", str(n)] + py, one, "split"))
     return configs
 
 
@@ -124,7 +140,10 @@ def main(argv=None):
     p.add_argument("--ranks", type=int, default=2)
     p.add_argument("--mpiexec", default=None, help="MPI launcher (default: beside this Python, "
                                                    "else on PATH)")
-    p.add_argument("--only", default="scaling,mixed", help="scaling, mixed or both")
+    p.add_argument("--only", default="scaling,mixed,split",
+                   help="any of scaling, mixed, split (comma-separated)")
+    p.add_argument("--split-detpixels", type=int, default=1024,
+                   help="pixels a side of the frame of the split measurement")
     p.add_argument("--timeout", type=float, default=3600)
     p.add_argument("--json", default=None, help="write the results here too")
     p.add_argument("--smoke", action="store_true",
@@ -133,8 +152,10 @@ def main(argv=None):
     opts.only = {w.strip() for w in opts.only.split(",") if w.strip()}
     if opts.smoke:
         opts.frames, opts.detpixels, opts.runs, opts.warmup = 4, 32, 1, 0
-    if opts.frames < 1 or opts.runs < 1 or opts.ranks < 1 or not opts.only <= {"scaling", "mixed"}:
-        p.error("need --frames, --runs, --ranks >= 1 and --only from scaling, mixed")
+        opts.split_detpixels = 48
+    if opts.frames < 1 or opts.runs < 1 or opts.ranks < 1 or \
+            not opts.only <= {"scaling", "mixed", "split"}:
+        p.error("need --frames, --runs, --ranks >= 1 and --only from scaling, mixed, split")
     mpiexec = find_mpiexec(opts.mpiexec)
     notes = []
     if mpiexec is None:
@@ -154,7 +175,11 @@ def main(argv=None):
     load_before = os.getloadavg()
     for round_ in range(opts.warmup + opts.runs):
         for _m, label, command, extra, mixed in configs:      # alternated, round by round
-            spec = job_spec(opts.frames, opts.detpixels, mixed)
+            if mixed in ("whole", "split"):
+                spec = job_spec(1, opts.split_detpixels, "split",
+                                opts.ranks if mixed == "split" else 1)
+            else:
+                spec = job_spec(opts.frames, opts.detpixels, mixed)
             wall, cpu, rank_cpu = timed_job(command, spec, dict(env, **extra), opts.timeout)
             if round_ >= opts.warmup:
                 times[label].append(wall)
@@ -180,9 +205,13 @@ def main(argv=None):
           "%d ranks x 1 thread" % n, by_cpu=False)
     ratio("mixed cost: round-robin / dynamic", "%d ranks, round-robin" % n,
           "%d ranks, dynamic" % n)
+    ratio("one frame: whole on 1 rank / %d row parts on %d ranks" % (n, n), "whole, 1 rank",
+          "%d parts, %d ranks" % (n, n))
     print("nbsim-batch benchmark: %d frames of %d^2 pixels, %d runs (median), %d warm-up; "
           "load average %.2f before, %.2f after" % (opts.frames, opts.detpixels, opts.runs,
                                                    opts.warmup, load_before[0], load_after[0]))
+    if "split" in opts.only:
+        print("split: one frame of %d^2 pixels, -oversample 4" % opts.split_detpixels)
     print("%-8s %-22s %8s %8s %13s  %s" % ("set", "configuration", "wall s", "cpu s",
                                             "busiest rank", "all walls"))
     for measure, label, _c, _e, _x in configs:
@@ -202,6 +231,7 @@ def main(argv=None):
                                 "python": sys.version.split()[0]},
                        "frames": opts.frames, "detpixels": opts.detpixels, "runs": opts.runs,
                        "warmup": opts.warmup, "ranks": n, "mpiexec": mpiexec,
+                       "split_detpixels": opts.split_detpixels,
                        "load_average": [load_before[0], load_after[0]],
                        "walls": times, "cpus": cpus, "busiest_rank_cpus": busiest,
                        "medians": medians, "ratios": ratios, "cpu_ratios": cpu_ratios,

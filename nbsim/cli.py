@@ -379,11 +379,13 @@ def _check_output_formats(cfg, plan=None):
                                  "use -nexusfile")
 
 
-def run(args, out=None, warn=_warn, hkl_cache=None):
+def run(args, out=None, warn=_warn, hkl_cache=None, simulate=None):
     """Run the command; returns the exit status. Errors raise NbsimError.
 
     ``hkl_cache``: a dict that keeps structure-factor tables between runs of one
-    process (nbsim.batch passes one; see nbsim.plan.make_plan)."""
+    process (nbsim.batch passes one; see nbsim.plan.make_plan). ``simulate``: what
+    renders the frame, called as :func:`nbsim.api.simulate` is (the default);
+    nbsim.batch passes one that assembles a frame rendered in row parts."""
     from . import api
     from .io import hkl as hkl_io
     from .plan import MissingInputs, make_plan
@@ -422,8 +424,8 @@ def run(args, out=None, warn=_warn, hkl_cache=None):
         except NbsimError as exc:   # the reference only warns when it cannot cache
             warn("could not write the structure-factor cache: %s" % exc)
     # the log goes to ``out`` as it is produced: the progress meter is live
-    res = api.simulate(cfg, engine=opts["engine"], threads=opts["threads"], plan=plan, warn=warn,
-                       echo=out)
+    res = (simulate or api.simulate)(cfg, engine=opts["engine"], threads=opts["threads"],
+                                     plan=plan, warn=warn, echo=out)
     write_outputs(res, out)
     print("nbsim: rendered by the %s engine" % res.engine, file=out)
     return 0

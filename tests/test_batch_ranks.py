@@ -23,6 +23,15 @@ def test_shares_and_walks():
         Schedule("greedy", 0, 1, 8)
 
 
+def test_frames_split_into_row_parts_are_dealt_out_as_units():
+    # 3 frames of 4 parts: unit u is part u % 4 of frame u // 4
+    static = Schedule("static", 1, 2, 3, parts=4)
+    assert [divmod(u, 4) for u in static.walk()] == [(0, 1), (0, 3), (1, 1), (1, 3),
+                                                     (2, 1), (2, 3)]
+    assert list(static.share()) == [1]           # markers stay per frame
+    assert list(Schedule("dynamic", 1, 2, 3, parts=4).walk()) == list(range(12))
+
+
 def test_the_default_schedule_follows_where_the_ranks_came_from(tmp_path, capsys, monkeypatch):
     import sys
     monkeypatch.setitem(sys.modules, "mpi4py", None)

@@ -34,13 +34,28 @@ Job file keys (JSON, or TOML with the same structure):
 ``seed``       noise seed of frame 0 (default 1); frame f uses seed + f unless
                ``args`` or ``vary`` set ``-seed``: the reference's default seed is the
                clock, which no rerun could reproduce
+``nexus``      one NXmx file for the whole scan, e.g. ``{"file": "{name}.nxs",
+               "data": "float", "layout": "stacked"}``: ``data`` float|int|noise (int
+               needs ``-scale`` in ``args``), ``layout`` ``stacked`` (the frames copied
+               into ``/entry/data/data`` [frames, slow, fast] from their ``-floatfile``,
+               ``-intfile`` or ``-noisefile``) or ``master`` (each frame also writes an
+               NXmx file, named by ``frame_file``, default ``{name}_{frame:05d}.nxs``;
+               the scan file maps them with a virtual dataset); ``file`` has ``{name}``
+               only. The frames must be one φ scan of one geometry: ``-phi`` stepping
+               by ``-osc`` (or a still series with ``-osc 0``), nothing else changing
+               the detector, beam or image scale; the file is (re)written once every
+               frame is done, by whichever rank finishes last (see :mod:`.scanfile`)
+``split_rows`` N (2 to 256): render each frame in N parts of its slow rows, each a
+               unit of work for any rank; the rank that saves a frame's last part
+               assembles it, byte-identical to a whole render (see :mod:`.split`)
 
 Input files named in ``args``, and the output names, are relative to the job file's
 folder (frames run there, so a structure-factor cache ``Fdump.bin`` lands there too).
 
 Modules: :mod:`.job` (job files), :mod:`.template` (output names), :mod:`.ranks`
 (ranks and schedules), :mod:`.claims` (who renders which frame), :mod:`.markers`
-(what is done and still intact), :mod:`.progress` (lines per frame) and
+(what is done and still intact), :mod:`.split` (frames in row parts),
+:mod:`.scanfile` (one NXmx file per scan), :mod:`.progress` (lines per frame) and
 :mod:`.runner` (the command).
 """
 from .claims import Claims

@@ -21,17 +21,18 @@ DEFAULT_OUTPUTS = (("-floatfile", "{name}_{frame:05d}.bin"),
                    ("-intfile", "{name}_{frame:05d}.img"),
                    ("-noisefile", "{name}_noise_{frame:05d}.img"))
 # nanoBragg's outputs, then nbsim's own (one file per frame each, so each needs a
-# template with {frame}; NXmx files per scan are a later feature)
+# template with {frame}; one NXmx file per scan is the job's "nexus" key)
 OUTPUT_FLAGS = ("-floatfile", "-intfile", "-noisefile", "-pgmfile",
                 "-tifffile", "-nexusfile", "-cbffile", "-geomfile", "-pngfile")
 # written by every nanoBragg run whether named or not; unnamed ones are discarded
 ALWAYS_WRITTEN = ("-floatfile", "-intfile", "-noisefile")
-KEYS = {"args", "frames", "vary", "name", "directory", "outputs", "seed"}
+KEYS = {"args", "frames", "vary", "name", "directory", "outputs", "seed", "nexus", "split_rows"}
 
 MAX_FRAMES = 1_000_000      # 10^6 frames of even 64x64 pixels is a 50 GB dataset
 MAX_JOB_BYTES = 64 << 20    # room for a few per-frame lists of 10^6 values
 MAX_WORD = 4096             # one command-line word
 MAX_NAME = 128
+MAX_SPLIT_ROWS = 256        # row parts per frame (each a claim, a file and a plan)
 
 
 def _int_fits(value):
@@ -163,8 +164,15 @@ class Job:
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or abs(self.seed) > 2**31:
             raise NbsimError("%s: 'seed' must be a whole number of at most 2^31" % where)
         self.outputs = self._parse_outputs(spec.get("outputs"), where)
+        self.nexus = None
+        if spec.get("nexus") not in (None, False):
+            from .scanfile import NexusSpec
+            self.nexus = NexusSpec(spec["nexus"], self, where)
+        self.split_rows = self._parse_split_rows(spec.get("split_rows", 1), where)
         for frame in sorted({0, frames - 1}):      # names of the ends, checked now
             self.frame_outputs(frame)
+        if self.nexus is not None:
+            self.scan_path()
 
     @staticmethod
     def _parse_name(name, where):
@@ -177,6 +185,14 @@ class Job:
                              "not '.' or '..', at most %d characters; got %r)"
                              % (where, MAX_NAME, name))
         return name
+
+    @staticmethod
+    def _parse_split_rows(parts, where):
+        if isinstance(parts, bool) or not isinstance(parts, int) or \
+                not 1 <= parts <= MAX_SPLIT_ROWS:
+            raise NbsimError("%s: 'split_rows' must be a whole number of row parts per frame "
+                             "from 1 (no split) to %d (got %r)" % (where, MAX_SPLIT_ROWS, parts))
+        return parts
 
     def _parse_directory(self, directory, where):
         if not isinstance(directory, str) or not directory or "\0" in directory:
@@ -225,6 +241,16 @@ class Job:
                                  " ".join("%s %s" % (f, os.devnull) for f in self.discarded)))
         return parsed
 
+    def _output_path(self, rel, where):
+        """The path (relative to the job's folder) of an output named ``rel``."""
+        if not rel or "\0" in rel:
+            raise NbsimError("%s: empty file name" % where)
+        norm = os.path.normpath(rel)
+        if not self.allow_outside and (_escapes(norm) or norm == "."):
+            raise NbsimError("%s: %r is outside the output folder (no absolute paths "
+                             "or '..'; or run with --allow-outside)" % (where, rel))
+        return os.path.normpath(os.path.join(self.out_dir, norm))
+
     def frame_outputs(self, frame, absolute=True):
         """[(flag, path)] of frame ``frame``'s image files; absolute, or as written on
         its command line (relative to the job's folder unless outside it)."""
@@ -233,13 +259,7 @@ class Job:
         for flag, template in self.outputs:
             rel = template.render(self.name, frame)
             where = "%s: outputs %s: frame %d" % (self.where, flag, frame)
-            if not rel or "\0" in rel:
-                raise NbsimError("%s: empty file name" % where)
-            norm = os.path.normpath(rel)
-            if not self.allow_outside and (_escapes(norm) or norm == "."):
-                raise NbsimError("%s: %r is outside the output folder (no absolute paths "
-                                 "or '..'; or run with --allow-outside)" % (where, rel))
-            path = os.path.normpath(os.path.join(self.out_dir, norm))
+            path = self._output_path(rel, where)
             if path in seen:
                 raise NbsimError("%s: %r is also the file of %s" % (where, rel, seen[path]))
             seen[path] = flag
@@ -266,11 +286,25 @@ class Job:
             argv += ["-seed", str(self.seed + frame)]
         for flag, path in self.frame_outputs(frame, absolute=False):
             argv += [flag, path]
+        if self.nexus is not None and "-nexusfile" in {f for f, _t in self.outputs}:
+            argv += ["-nexus_data", self.nexus.data]
         for flag in self.discarded:
             argv += [flag, os.devnull]
         if "-pgmfile" not in {f for f, _t in self.outputs} and "-nopgm" not in self.args:
             argv.append("-nopgm")      # no unasked-for image.pgm in the job folder
         return argv
+
+    def scan_path(self):
+        """The absolute path of the job's NXmx scan file (the "nexus" key)."""
+        where = "%s: nexus file" % self.where
+        path = self._output_path(self.nexus.file.render(self.name, 0), where)
+        full = os.path.normpath(os.path.join(self.folder, path))
+        taken = {p: "frame %d's %s" % (frame, flag) for frame in sorted({0, self.frames - 1})
+                 for flag, p in self.frame_outputs(frame)}
+        taken[self.path] = "the job file"
+        if full in taken:
+            raise NbsimError("%s: %r is also %s" % (where, self.nexus.file.text, taken[full]))
+        return full
 
     def key(self, frame):
         """The stem of the frame's log, marker and claim names."""

@@ -44,15 +44,20 @@ class Progress:
         if self.bar is not None:
             self.bar.update(n)
 
-    def frame(self, frame, status, seconds, why=""):
-        self.passed += 1
+    def frame(self, frame, status, seconds, why="", label=None, count=True):
+        """A unit of the walk ended: frame ``frame`` (or what ``label`` says, e.g. a
+        row part) with exit ``status``. ``count``: whether it is one of the units
+        counted in ``todo`` (a frame assembled from parts is not)."""
+        self.passed += bool(count)
         elapsed = time.monotonic() - self.start
         left = max(0, self.todo - self.passed)
         eta = elapsed / self.passed * left if self.passed else 0.0
-        what = ("frame %d done in %.2f s" % (frame, seconds) if status == 0 else
-                "frame %d FAILED (exit %d) after %.2f s%s" % (frame, status, seconds, why))
+        label = label or "frame %d" % frame
+        what = ("%s done in %.2f s" % (label, seconds) if status == 0 else
+                "%s FAILED (exit %d) after %.2f s%s" % (label, status, seconds, why))
         if self.bar is not None:
-            self.bar.update(1)
+            if count:
+                self.bar.update(1)
             if status != 0:
                 self.bar.write(self.prefix + what, file=self.stream)
             return

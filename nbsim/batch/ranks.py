@@ -15,8 +15,9 @@ Schedules:
              the default with ``--rank/--ranks``, e.g. for a job array)
 
 Either way a frame is one nanoBragg command line, so its files do not depend on the
-schedule. A later schedule that splits one huge frame by rows would hand out
-(frame, row range) parts here, each with a claim of its own.
+schedule. A job that splits frames into row parts (``"split_rows": N``, see
+:mod:`.split`) has N units per frame, unit u being part u mod N of frame u // N, and
+the schedules deal out units instead of frames (so a job array splits one frame too).
 """
 from __future__ import annotations
 
@@ -78,12 +79,14 @@ def default_threads(local_ranks):
 
 
 class Schedule:
-    """The frames rank ``rank`` of ``ranks`` verifies (its share) and walks."""
+    """The frames rank ``rank`` of ``ranks`` verifies (its share), and the units
+    (frames, or row parts of frames: ``parts`` per frame) it walks."""
 
-    def __init__(self, kind, rank, ranks, frames):
+    def __init__(self, kind, rank, ranks, frames, parts=1):
         if kind not in SCHEDULES:
             raise NbsimError("--schedule: '%s' is not one of %s" % (kind, ", ".join(SCHEDULES)))
         self.kind, self.rank, self.ranks, self.frames = kind, rank, ranks, frames
+        self.parts = parts
 
     def share(self):
         """Frames whose old markers this rank checks: round-robin under either
@@ -91,5 +94,7 @@ class Schedule:
         return range(self.rank, self.frames, self.ranks)
 
     def walk(self):
-        """Frames this rank may render, in the order it tries them."""
-        return range(self.frames) if self.kind == "dynamic" else self.share()
+        """Units this rank may render, in the order it tries them: frames, or with
+        ``parts`` > 1 unit u = part u % parts of frame u // parts."""
+        units = self.frames * self.parts
+        return range(units) if self.kind == "dynamic" else range(self.rank, units, self.ranks)

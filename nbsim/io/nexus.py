@@ -38,8 +38,8 @@ import numpy as np
 from ..errors import NbsimError
 from .atomic import atomic_path
 
-__all__ = ["DataInfo", "require_h5py", "write_nxmx", "write_nxmx_data_file",
-           "write_nxmx_master", "data_info", "DATA_PATH"]
+__all__ = ["DataInfo", "require_h5py", "write_nxmx", "write_nxmx_frames",
+           "write_nxmx_data_file", "write_nxmx_master", "data_info", "DATA_PATH"]
 
 DATA_PATH = "/entry/data/data"
 _CHUNK_BYTES = 1 << 24     # chunks of at most 16 MB: a 2048² float frame is one chunk
@@ -251,6 +251,35 @@ def write_nxmx(path, model, frames, scan=None, info: Optional[DataInfo] = None):
         ds = data.create_dataset("data", data=arr, chunks=_chunks(arr.shape, arr.itemsize),
                                  **_compression())
         det["data"] = ds
+
+
+def write_nxmx_frames(path, model, frames, scan, frame_shape, dtype,
+                      info: Optional[DataInfo] = None):
+    """One NXmx file like :func:`write_nxmx`, its frames taken one at a time from the
+    iterable ``frames`` (2-D arrays of ``frame_shape`` and ``dtype``, ``scan.frames``
+    of them), so that a scan larger than memory can be stacked. Nothing is left at
+    ``path`` if the iterable raises or yields the wrong number or shape of frames."""
+    h5py = require_h5py()
+    slow, fast = (int(x) for x in frame_shape)
+    dtype = np.dtype(dtype)
+    info = info or data_info("float")
+    _check(model, scan, scan.frames)
+    shape = (scan.frames, slow, fast)
+    with atomic_path(path) as scratch, h5py.File(scratch, "w") as f:
+        data, det = _write_metadata(f, model, scan, info, (slow, fast))
+        ds = data.create_dataset("data", shape=shape, dtype=dtype,
+                                 chunks=_chunks(shape, dtype.itemsize), **_compression())
+        det["data"] = ds
+        count = 0
+        for frame in frames:
+            arr = np.asarray(frame)
+            if count >= scan.frames or arr.shape != (slow, fast):
+                raise ValueError("NXmx frame %d: shape %s, expected %d frames of %s"
+                                 % (count, arr.shape, scan.frames, (slow, fast)))
+            ds[count] = arr.astype(dtype, copy=False)
+            count += 1
+        if count != scan.frames:
+            raise ValueError("the scan has %d frames but %d were given" % (scan.frames, count))
 
 
 def write_nxmx_data_file(path, frames):
