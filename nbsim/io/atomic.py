@@ -36,6 +36,22 @@ def _raw_bytes(part):
     return view.cast("B") if view.ndim != 1 or view.itemsize != 1 else view
 
 
+def _target(path):
+    """(path, folder, name) of the file a write to ``path`` lands in: a link is
+    written through, as C's fopen does, instead of being replaced; a folder or an
+    empty name is an error naming ``path``."""
+    path = os.fspath(path)
+    folder, name = os.path.split(path)
+    if not name:
+        raise NbsimError(f"cannot write '{path}': not a file name")
+    if os.path.islink(path):
+        path = os.path.realpath(path)
+        folder, name = os.path.split(path)
+    if os.path.isdir(path):
+        raise NbsimError(f"cannot write '{path}': it is a directory")
+    return path, folder, name
+
+
 def atomic_write_bytes(path, data):
     """Write ``data`` (bytes-like, or a list of bytes-like parts) to ``path`` atomically.
 
@@ -49,16 +65,7 @@ def atomic_write_bytes(path, data):
     (missing folder, no permission, disk full) removes the temporary file and is
     raised as :class:`~nbsim.errors.NbsimError` naming ``path``.
     """
-    path = os.fspath(path)
-    folder, name = os.path.split(path)
-    if not name:
-        raise NbsimError(f"cannot write '{path}': not a file name")
-    if os.path.islink(path):
-        # write through the link, as C's fopen does, instead of replacing the link
-        path = os.path.realpath(path)
-        folder, name = os.path.split(path)
-    if os.path.isdir(path):
-        raise NbsimError(f"cannot write '{path}': it is a directory")
+    path, folder, name = _target(path)
     if os.path.exists(path) and not os.path.isfile(path):
         # a device or a pipe (e.g. /dev/null): renaming over it would replace the
         # device node with a plain file, so write into it as the reference does
@@ -93,15 +100,7 @@ def atomic_path(path):
 
     Links are written through and devices written into, as :func:`atomic_write_bytes`
     does (a device gets the bytes copied from a scratch file)."""
-    path = os.fspath(path)
-    folder, name = os.path.split(path)
-    if not name:
-        raise NbsimError(f"cannot write '{path}': not a file name")
-    if os.path.islink(path):
-        path = os.path.realpath(path)
-        folder, name = os.path.split(path)
-    if os.path.isdir(path):
-        raise NbsimError(f"cannot write '{path}': it is a directory")
+    path, folder, name = _target(path)
     device = os.path.exists(path) and not os.path.isfile(path)
     try:
         if device:

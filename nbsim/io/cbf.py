@@ -38,13 +38,9 @@ _TIMESTAMP = "2000-01-01T00:00:00.000"
 
 
 def require_fabio(flag="-cbffile"):
-    """Import fabio's CBF class, or a one-line error naming the package and pip command."""
-    try:
-        from fabio.cbfimage import CbfImage
-    except ImportError:
-        raise NbsimError("%s: needs the fabio package, which is not installed "
-                         "(pip install fabio)" % flag) from None
-    return CbfImage
+    """fabio's CBF class, or a one-line error naming the package and pip command."""
+    from . import require
+    return require("fabio.cbfimage", flag, "fabio").CbfImage
 
 
 def check_cbf_size(fpixels, spixels, flag="-cbffile"):

@@ -74,13 +74,9 @@ def data_info(kind, adc_offset=40.0, intfile_scale=1.0) -> DataInfo:
 
 
 def require_h5py(flag="-nexusfile"):
-    """Import h5py, or a one-line error naming the package and the pip command."""
-    try:
-        import h5py
-    except ImportError:
-        raise NbsimError("%s: needs the h5py package, which is not installed "
-                         "(pip install h5py)" % flag) from None
-    return h5py
+    """h5py, or a one-line error naming the package and the pip command."""
+    from . import require
+    return require("h5py", flag)
 
 
 def _compression():
