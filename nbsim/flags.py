@@ -58,10 +58,16 @@ def _is(word):
     return lambda a: a == word
 
 
-def _setf(key, scale=1.0, divide=None):
+def _setf(key, scale=None, divide=None):
+    """``v[key] = atof(word)``, then ``/ divide`` or ``* scale``: the one operation the
+    reference writes for this flag (``/1000.0`` is not ``*(1/1000.0)`` in the last bit)."""
     def act(v, vals):
         x = c_atof(vals[0])
-        v[key] = x / divide if divide is not None else x * scale
+        if divide is not None:
+            x = x / divide
+        elif scale is not None:
+            x = x * scale
+        v[key] = x
     return act
 
 
@@ -101,9 +107,12 @@ def _vec(key, convention=True):
     return act
 
 
-def _set_pivot(pivot, key, scale):
+def _set_pivot(pivot, key, divide=None):
+    """A flag that also sets the pivot; its value is divided by ``divide`` (mm to m,
+    degrees to radians), exactly as the reference divides."""
     def act(v, vals):
-        v[key] = c_atof(vals[0]) * scale if scale != "raw" else c_atof(vals[0])
+        x = c_atof(vals[0])
+        v[key] = x / divide if divide is not None else x
         v["pivot"] = pivot
         _note_pivot(v, pivot, key)
     return act
@@ -279,17 +288,17 @@ REFERENCE_RULES: Tuple[Rule, ...] = (
       _nothing, False, "sample density (g/cm^3); accepted, unused by the reference"),
     R(("-MW", "-molecular_weight", "-molec"), lambda a: a == "-MW" or "-molec" in a, 1, "f",
       _nothing, False, "molecular weight; accepted, unused by the reference"),
-    R(("-Xbeam",), _has("-Xbeam"), 1, "f", _set_pivot(Pivot.BEAM, "xbeam", 1 / 1000.0), False,
+    R(("-Xbeam",), _has("-Xbeam"), 1, "f", _set_pivot(Pivot.BEAM, "xbeam", 1000.0), False,
       "direct-beam position on the detector, X (mm)"),
-    R(("-Ybeam",), _has("-Ybeam"), 1, "f", _set_pivot(Pivot.BEAM, "ybeam", 1 / 1000.0), False,
+    R(("-Ybeam",), _has("-Ybeam"), 1, "f", _set_pivot(Pivot.BEAM, "ybeam", 1000.0), False,
       "direct-beam position on the detector, Y (mm)"),
-    R(("-Xclose",), _has("-Xclose"), 1, "f", _set_pivot(Pivot.SAMPLE, "xclose", 1 / 1000.0),
+    R(("-Xclose",), _has("-Xclose"), 1, "f", _set_pivot(Pivot.SAMPLE, "xclose", 1000.0),
       False, "point of closest approach, X (mm)"),
-    R(("-Yclose",), _has("-Yclose"), 1, "f", _set_pivot(Pivot.SAMPLE, "yclose", 1 / 1000.0),
+    R(("-Yclose",), _has("-Yclose"), 1, "f", _set_pivot(Pivot.SAMPLE, "yclose", 1000.0),
       False, "point of closest approach, Y (mm)"),
-    R(("-ORGX",), _has("-ORGX"), 1, "f", _set_pivot(Pivot.SAMPLE, "orgx", "raw"), False,
+    R(("-ORGX",), _has("-ORGX"), 1, "f", _set_pivot(Pivot.SAMPLE, "orgx"), False,
       "XDS origin, fast (pixels)"),
-    R(("-ORGY",), _has("-ORGY"), 1, "f", _set_pivot(Pivot.SAMPLE, "orgy", "raw"), False,
+    R(("-ORGY",), _has("-ORGY"), 1, "f", _set_pivot(Pivot.SAMPLE, "orgy"), False,
       "XDS origin, slow (pixels)"),
     R(("-pivot",), _has("-pivot"), 1, "s", _pivot, False, "detector pivot: sample or beam"),
     R(("-mosflm",), _has("-mosflm"), 0, "", _convention(Convention.MOSFLM, Pivot.BEAM), False,
@@ -318,10 +327,10 @@ REFERENCE_RULES: Tuple[Rule, ...] = (
       "detector two-theta rotation axis"),
     R(("-pix0_vector", "-pix0_vector_mm"), _has("-pix0_vector"), 3, "fff", _pix0, False,
       "vector from crystal to the first pixel (metres, also for the _mm spelling)"),
-    R(("-distance",), _has("-distance"), 1, "f", _set_pivot(Pivot.BEAM, "distance", 1 / 1000.0),
+    R(("-distance",), _has("-distance"), 1, "f", _set_pivot(Pivot.BEAM, "distance", 1000.0),
       False, "crystal to detector distance along the beam (mm)"),
     R(("-close_distance",), _has("-close_distance"), 1, "f",
-      _set_pivot(Pivot.SAMPLE, "close_distance", 1 / 1000.0), False,
+      _set_pivot(Pivot.SAMPLE, "close_distance", 1000.0), False,
       "crystal to detector plane distance (mm)"),
     # the reference has this flag commented out: its default 10 m source distance only
     # scales vectors that are normalised anyway. Accepted and ignored, with a warning, so
@@ -336,7 +345,7 @@ REFERENCE_RULES: Tuple[Rule, ...] = (
       "number of sensor layers"),
     R(("-thicksteps",), _has("-thicksteps"), 1, "i", _seti("thicksteps"), False,
       "number of sensor layers"),
-    R(("-twotheta",), _has("-twotheta"), 1, "f", _set_pivot(Pivot.SAMPLE, "twotheta", 1 / RTD),
+    R(("-twotheta",), _has("-twotheta"), 1, "f", _set_pivot(Pivot.SAMPLE, "twotheta", RTD),
       False, "detector two-theta swing (degrees)"),
     R(("-detector_rotx",), _has("-detector_rotx"), 1, "f", _setf("rotx", divide=RTD), False,
       "detector rotation about x (degrees)"),

@@ -296,11 +296,11 @@ def make_plan(cfg: Config, printed_header=None, hkl_cache=None) -> Plan:
     a_len, b_len, c_len = (math.sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]) for v in (a, bb, c))
 
     if cr.sample_x > 0:
-        Na = float(math.ceil(cr.sample_x / a_len))
+        Na = _c_ceil(cr.sample_x / a_len)
     if sample_y > 0:
-        Nb = float(math.ceil(sample_y / b_len))
+        Nb = _c_ceil(sample_y / b_len)
     if sample_z > 0:
-        Nc = float(math.ceil(sample_z / c_len))
+        Nc = _c_ceil(sample_z / c_len)
     Na, Nb, Nc = (1.0 if n <= 1.0 else n for n in (Na, Nb, Nc))
     xa, xb, xc = a_len * Na, b_len * Nb, c_len * Nc
     emit("crystal is %g x %g x %g microns" % (xa * 1e6, xb * 1e6, xc * 1e6))
@@ -385,7 +385,14 @@ def make_plan(cfg: Config, printed_header=None, hkl_cache=None) -> Plan:
 
     if oversample <= 0:
         oversample = 1
-    steps = len(sl) * mosaic_domains * phisteps * oversample * oversample
+    # the reference multiplies these in C int, which wraps past 2^31 (its image is then
+    # scaled by the wrapped count); reproduced, except a count that wraps to zero
+    steps = _c_int_product(len(sl), mosaic_domains, phisteps, oversample, oversample)
+    if steps == 0:
+        raise NbsimError("-oversample/-phisteps/-mosaic_dom: %d sources x %d domains x %d phi "
+                         "steps x %d^2 sub-pixels is 2^32 times a whole number; the reference "
+                         "divides by that product in 32-bit integers, which is then zero"
+                         % (len(sl), mosaic_domains, phisteps, oversample))
     subpixel_size = d.pixel_size / oversample
 
     emit("  %d initialized hkls (all others =%g)" % (hkls, cr.default_F))
@@ -465,6 +472,19 @@ def make_plan(cfg: Config, printed_header=None, hkl_cache=None) -> Plan:
         hkl_table=table)
     plan.extra["warnings"] = warnings
     return plan
+
+
+def _c_ceil(x):
+    """C's ceil() on a double: infinities and NaN pass through (math.ceil raises)."""
+    return float(math.ceil(x)) if math.isfinite(x) else x
+
+
+def _c_int_product(*factors):
+    """The product of C ints, multiplied left to right with 32-bit wrap-around."""
+    out = 1
+    for f in factors:
+        out = (out * int(f) + 2**31) % 2**32 - 2**31
+    return out
 
 
 def _check_vectors(cfg):
