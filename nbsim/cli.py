@@ -21,6 +21,7 @@ import time
 from . import __version__
 from .config import Config, flat_defaults
 from .errors import NbsimError
+from .io.cparse import fmt_g
 
 NBSIM_FLAGS = {"-engine": 1, "-threads": 1, "-c_parity": 0, "-fast": 0, "-tifffile": 1,
                "-version": 0, "--version": 0, "-h": 0, "-help": 0, "--help": 0}
@@ -89,10 +90,6 @@ def _ingest_header(v, path, is_mask):
         frame = read_smv(path)
     except NbsimError as exc:
         raise NbsimError("%s: %s" % (flag, exc)) from None
-    # infinite header values are refused later, unless a flag replaces them
-    inf = {key for key in ("PIXEL_SIZE", "DISTANCE", "CLOSE_DISTANCE", "WAVELENGTH",
-                           "BEAM_CENTER_X", "BEAM_CENTER_Y", "ORGX", "ORGY", "PHI", "OSC_RANGE")
-           if math.isinf(frame.value_of(key))}
     if frame.byte_order_mismatch:
         _warn("%s: BYTE_ORDER differs from this machine; pixels are read unswapped, as "
               "nanoBragg.c does" % path)
@@ -129,24 +126,15 @@ def _ingest_header(v, path, is_mask):
     if is_mask:
         v["mask"] = frame.data
         v["mask_file"] = path
-    fields = {"PIXEL_SIZE": "pixel_size", "DISTANCE": "distance",
-              "CLOSE_DISTANCE": "close_distance", "WAVELENGTH": "lambda0", "BEAM_CENTER_X": "xbeam",
-              "BEAM_CENTER_Y": "ybeam", "ORGX": "orgx", "ORGY": "orgy", "PHI": "phi0",
-              "OSC_RANGE": "osc"}
-    for key in inf:
-        v.setdefault("_header_inf", {})[fields[key]] = (key, path, flag, v[fields[key]])
-
-
-def _check_header_values(v):
-    """An infinite -img/-mask header value that no flag replaced: an error naming the file."""
-    from .config import Pivot
-    for field, (key, path, flag, value) in v.pop("_header_inf", {}).items():
-        if v[field] is not value:
-            continue            # a flag (or the other header) set it again
-        if field in ("orgx", "orgy") and v["pivot"] != Pivot.SAMPLE:
-            continue            # used only with the sample pivot, as in the reference
-        raise NbsimError("%s: SMV header of '%s' has %s=%g, not a finite number"
-                         % (flag, path, key, value))
+    # non-finite header values, to name them if the image then comes out NaN
+    fields = (("PIXEL_SIZE", "pixel_size"), ("DISTANCE", "distance"),
+              ("CLOSE_DISTANCE", "close_distance"), ("WAVELENGTH", "lambda0"),
+              ("BEAM_CENTER_X", "xbeam"), ("BEAM_CENTER_Y", "ybeam"), ("ORGX", "orgx"),
+              ("ORGY", "orgy"), ("PHI", "phi0"), ("OSC_RANGE", "osc"))
+    for key, field in fields:
+        x = frame.value_of(key)
+        if math.isinf(x):
+            v.setdefault("_header_nonfinite", []).append((flag, path, key, x, field, v[field]))
 
 
 def config_from_args(args, warn=_warn):
@@ -213,7 +201,10 @@ def config_from_args(args, warn=_warn):
         _ingest_header(v, img, False)
 
     apply_reference_rules(v, args, NBSIM_FLAGS, warn)
-    _check_header_values(v)
+    # header values a flag did not replace
+    opts["header_nonfinite"] = ["%s=%s in the %s header of '%s'" % (key, fmt_g(x), flag, path)
+                                for flag, path, key, x, field, value in v.pop("_header_nonfinite", [])
+                                if v[field] is value]
     from .flags import implicit_switch_warnings
     for message in implicit_switch_warnings(v):
         warn(message)
@@ -293,7 +284,7 @@ def run(args, out=None, warn=_warn, hkl_cache=None):
     process (nbsim.batch passes one; see nbsim.plan.make_plan)."""
     from . import api
     from .io import hkl as hkl_io
-    from .plan import MissingInputs, make_plan
+    from .plan import MissingInputs, make_plan, refuse_all_nan
 
     out = out or sys.stdout
     cfg, opts = config_from_args(args, warn)
@@ -329,6 +320,8 @@ def run(args, out=None, warn=_warn, hkl_cache=None):
         except NbsimError as exc:   # the reference only warns when it cannot cache
             warn("could not write the structure-factor cache: %s" % exc)
     res = api.simulate(cfg, engine=opts["engine"], threads=opts["threads"], plan=plan, warn=warn)
+    notes = opts.get("header_nonfinite")
+    refuse_all_nan(plan, res.float_image, "; " + ", ".join(notes) if notes else "")
     for line in res.log:
         print(line, file=out)
     write_outputs(res, out)

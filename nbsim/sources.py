@@ -10,13 +10,8 @@ import math
 
 import numpy as np
 
+from .libm import c_div
 from .vec import rotate_axis, unitize
-
-
-def c_div(a, b):
-    """IEEE division as C does it (x/0 gives inf or nan, never an exception)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return float(np.float64(a) / np.float64(b))
 
 
 def divergence_grid(hdivrange, hdivstep, hdivsteps, vdivrange, vdivstep, vdivsteps, round_div):
