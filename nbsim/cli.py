@@ -90,6 +90,10 @@ def _ingest_header(v, path, is_mask):
         frame = read_smv(path)
     except NbsimError as exc:
         raise NbsimError("%s: %s" % (flag, exc)) from None
+    # the reference's reader announces the file and the address of its pixel buffer
+    # (an address of nbsim's own buffer here: the same shape, not the same number)
+    v.setdefault("_preamble", []).extend([
+        "reading %s" % path, "mmap(%s) = 0x%x" % (path, frame.data.__array_interface__["data"][0])])
     if frame.byte_order_mismatch:
         _warn("%s: BYTE_ORDER differs from this machine; pixels are read unswapped, as "
               "nanoBragg.c does" % path)
@@ -200,6 +204,7 @@ def config_from_args(args, warn=_warn):
     if img is not None:
         _ingest_header(v, img, False)
 
+    opts["preamble"] = v.pop("_preamble", [])
     apply_reference_rules(v, args, NBSIM_FLAGS, warn)
     # header values a flag did not replace
     opts["header_nonfinite"] = ["%s=%s in the %s header of '%s'" % (key, fmt_g(x), flag, path)
@@ -294,6 +299,8 @@ def run(args, out=None, warn=_warn, hkl_cache=None):
     if opts["version"]:
         print("nbsim %s" % __version__, file=out)
         return 0
+    for line in opts.get("preamble", []):
+        print(line, file=out)
     _check_paths(cfg)
     if opts["engine"] is not None:
         from .engines.registry import ENGINES

@@ -15,6 +15,7 @@ from typing import Tuple
 
 from .config import Config
 from .flags import RTD
+from .io.cparse import c_sprintf
 from .libm import c_cos as cos, c_div, c_sin as sin, c_sqrt
 from .vec import cross, dot, magnitude, rescale, rotate_xyz, scale
 
@@ -103,8 +104,10 @@ def _reciprocal_from_cell(cell, log):
     return a_star, b_star, c_star, (a, b, c), v_cell
 
 
-def build_lattice(cfg: Config, mat, misset, log) -> Lattice:
-    """``mat``: 3x3 MOSFLM matrix rows or None; ``misset``: angles (rad) or None."""
+def build_lattice(cfg: Config, mat, misset, log, random_misset=False) -> Lattice:
+    """``mat``: 3x3 MOSFLM matrix rows or None; ``misset``: angles (rad) or None;
+    ``random_misset``: the angles were drawn at random (the reference prints them,
+    after the matrix file's name)."""
     cr = cfg.crystal
     user_cell = cr.cell is not None
     a_star = b_star = c_star = (0.0, 0.0, 0.0)
@@ -119,6 +122,9 @@ def build_lattice(cfg: Config, mat, misset, log) -> Lattice:
         c_star = (mat[0][2], mat[1][2], mat[2][2])
         s = c_div(1e-10, cfg.beam.lambda0)
         a_star, b_star, c_star = scale(a_star, s), scale(b_star, s), scale(c_star, s)
+    if random_misset:
+        log(c_sprintf("random orientation misset angles: %f %f %f deg",
+                      misset[0] * RTD, misset[1] * RTD, misset[2] * RTD))
     if misset is not None:
         a_star = rotate_xyz(a_star, *misset)
         b_star = rotate_xyz(b_star, *misset)

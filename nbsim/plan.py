@@ -272,12 +272,11 @@ def _make_plan(cfg, hkl_cache):
     if cr.misset_random:
         idum = np.array([cr.misset_seed], dtype=np.int64)
         misset = rng.random_misset(idum, state)
-        emit("random orientation misset angles: %f %f %f deg"
-             % (misset[0] * RTD, misset[1] * RTD, misset[2] * RTD))
+    # (the reference prints the random angles after reading the matrix: see build_lattice)
     # a zero, singular or non-finite cell is not refused here: the reference can still
     # render a finite image with it (with N = 1, or a zero lattice and -cell); a render
     # that is NaN everywhere is refused afterwards (see check_rendered)
-    lat = crystal_mod.build_lattice(cfg, mat, misset, emit)
+    lat = crystal_mod.build_lattice(cfg, mat, misset, emit, random_misset=cr.misset_random)
     a = tuple(1e-10 * x for x in lat.a)
     bb = tuple(1e-10 * x for x in lat.b)
     c = tuple(1e-10 * x for x in lat.c)

@@ -37,7 +37,7 @@ def build_sources(cfg, geom, samp, file_columns, log):
     beam, polar, vert = geom.beam, geom.polar, geom.vert
     dist = b.source_distance
     lambda0 = b.lambda0
-    divsteps = 0
+    divsteps = -1     # the reference's initial value, printed as is with a source file
     if file_columns is not None:
         X, Y, Z, I, L = (np.array(col, dtype=np.float64) for col in file_columns)
         for i in range(len(X)):

@@ -164,6 +164,7 @@ def test_random_command_line_matches_reference(seed, engine, tmp_path):
     ref, nb, ref_dir, nb_dir = _run_both(tmp_path, args, ["-c_parity", "-engine", engine])
     assert nb.returncode == ref.returncode, nb.stderr
     assert gc.stat_lines(nb.stdout) == gc.stat_lines(ref.stdout)
+    assert gc.stdout_lines(nb.stdout, True) == gc.stdout_lines(ref.stdout, False)
     assert sorted(os.listdir(nb_dir)) == sorted(os.listdir(ref_dir))
     for name in os.listdir(ref_dir):
         assert filecmp.cmp(ref_dir / name, nb_dir / name, shallow=False), name

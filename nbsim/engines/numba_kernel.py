@@ -351,6 +351,9 @@ def _render_row(spixel, ip, dp, vecs, sources, frames, lat, lat_first, Fhkl, mas
     h0 = k0 = l0 = 0
     F_cell = F_latt = 0.0
     ax = ay = az = bx_ = by_ = bz_ = cx = cy = cz = 0.0
+    # whether this row has set them yet (-printout carries older rows' values over)
+    seen_lattice = 0.0
+    seen_F = 0.0
     for fpixel in range(fpixels):
         if fpixel < roi_xmin or fpixel > roi_xmax or spixel < roi_ymin or spixel > roi_ymax:
             continue
@@ -478,6 +481,7 @@ def _render_row(spixel, ip, dp, vecs, sources, frames, lat, lat_first, Fhkl, mas
                                               os_omega, omega_pixel)
                                 continue
                             ax = tab[m, 0]
+                            seen_lattice = 1.0
                             ay = tab[m, 1]
                             az = tab[m, 2]
                             bx_ = tab[m, 3]
@@ -552,6 +556,7 @@ def _render_row(spixel, ip, dp, vecs, sources, frames, lat, lat_first, Fhkl, mas
                                 F_cell = Fhkl[h0 - h_min, k0 - k_min, l0 - l_min]
                             else:
                                 F_cell = default_F
+                            seen_F = 1.0
                             if fast_sq:
                                 I += F_cell * F_cell * F_latt   # F_latt holds the square here
                             else:
@@ -601,6 +606,8 @@ def _render_row(spixel, ip, dp, vecs, sources, frames, lat, lat_first, Fhkl, mas
             t[23] = cy
             t[24] = cz
             t[25] = out[spixel, fpixel]
+            t[26] = seen_lattice
+            t[27] = seen_F
     omega_rows[spixel] = omega_row
     return omega_row
 

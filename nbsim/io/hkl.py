@@ -82,6 +82,9 @@ class HklTable:
     F: np.ndarray = field(repr=False)
     hkls: int
     messages: list = field(default_factory=list)
+    #: (h, k, l, F) of the file's last record, which the reference's reading loops
+    #: leave in its loop variables (-printout shows them until a pixel sets them)
+    last_record: tuple = None
 
     @property
     def h_range(self):
@@ -229,7 +232,8 @@ def read_hkl(path, default_F):
     _, first_in_reversed = np.unique(flat[::-1], return_index=True)
     keep = len(flat) - 1 - first_in_reversed
     table.reshape(-1)[flat[keep]] = f[keep]
-    return HklTable(h_min, h_max, k_min, k_max, l_min, l_max, table, len(h), messages)
+    return HklTable(h_min, h_max, k_min, k_max, l_min, l_max, table, len(h), messages,
+                    (int(h[-1]), int(k[-1]), int(l[-1]), float(f[-1])))
 
 
 def format_fdump_header(table):
