@@ -15,19 +15,21 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import sys
 import time
 
 from . import __version__
 from .config import Config, flat_defaults
 from .errors import NbsimError
-from .io.cparse import fmt_g
+from .io.cparse import fmt_g, printable
 
 NBSIM_FLAGS = {"-engine": 1, "-threads": 1, "-c_parity": 0, "-fast": 0, "-tifffile": 1,
                "-version": 0, "--version": 0, "-h": 0, "-help": 0, "--help": 0}
 
 
 MAX_THREADS = 1024
+_ASCII_INT = re.compile(r"\A[+]?[0-9]+\Z")
 
 
 def _warn(msg):
@@ -148,20 +150,25 @@ def config_from_args(args, warn=_warn):
 
     opts = {"engine": None, "threads": None, "c_parity": False, "fast": False,
             "tifffile": None, "version": False, "help": False}
+    from .flags import known_flag
+    positions = {}
     i = 0
     while i < len(args):
         w = args[i]
         if w in NBSIM_FLAGS:
             n = NBSIM_FLAGS[w]
+            positions[i] = n
             if i + n >= len(args):
                 raise NbsimError("%s: missing value" % w)
+            if n and (args[i + 1] in NBSIM_FLAGS or known_flag(args[i + 1])):
+                raise NbsimError("%s: missing value (got the flag %s instead)" % (w, args[i + 1]))
             if w == "-engine":
                 opts["engine"] = args[i + 1]
             elif w == "-threads":
-                try:
-                    opts["threads"] = int(args[i + 1])
-                except ValueError:
-                    raise NbsimError("-threads: expected an integer, got '%s'" % args[i + 1])
+                if not _ASCII_INT.match(args[i + 1]):
+                    raise NbsimError("-threads: expected an integer, got '%s'"
+                                     % printable(args[i + 1]))
+                opts["threads"] = int(args[i + 1])
                 if opts["threads"] <= 0:
                     raise NbsimError("-threads: must be positive")
                 if opts["threads"] > MAX_THREADS:
@@ -205,7 +212,7 @@ def config_from_args(args, warn=_warn):
         _ingest_header(v, img, False)
 
     opts["preamble"] = v.pop("_preamble", [])
-    apply_reference_rules(v, args, NBSIM_FLAGS, warn)
+    apply_reference_rules(v, args, positions, warn)
     # header values a flag did not replace
     opts["header_nonfinite"] = ["%s=%s in the %s header of '%s'" % (key, fmt_g(x), flag, path)
                                 for flag, path, key, x, field, value in v.pop("_header_nonfinite", [])

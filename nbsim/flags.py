@@ -27,12 +27,15 @@ from typing import Callable, Sequence, Tuple
 
 from .config import Convention, Pivot, Shape
 from .errors import NbsimError
-from .io.cparse import c_atof, c_atoi
+from .io.cparse import c_atof, c_atoi, printable
 
 RTD = 180.0 * (1.0 / math.pi)  # the reference's degrees-per-radian, computed the same way
 
-_FLOAT_RE = re.compile(r"^\s*[+-]?((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|inf(inity)?|nan)\s*$", re.I)
-_INT_RE = re.compile(r"^\s*[+-]?\d+\s*$")
+# ASCII only, as C's strtod/strtol read numbers: "１６" or "٤٥" is not a number there
+# (it reads as 0), and so it is refused here rather than taken as 0 or as 16
+_FLOAT_RE = re.compile(r"^\s*[+-]?((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|inf(inity)?|nan)\s*$",
+                       re.I | re.ASCII)
+_INT_RE = re.compile(r"^\s*[+-]?\d+\s*$", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -507,11 +510,13 @@ del R
 
 def _check_value(flag, word, kind):
     if kind in "fi" and word.startswith("-") and not _FLOAT_RE.match(word):
-        raise NbsimError("%s: missing value (got the flag %s instead)" % (flag, word))
+        raise NbsimError("%s: missing value (got the flag %s instead)" % (flag, printable(word)))
+    ascii_note = "" if word.isascii() else (" (only ASCII digits make a number, as for "
+                                            "nanoBragg.c's atof/atoi)")
     if kind == "f" and not _FLOAT_RE.match(word):
-        raise NbsimError("%s: expected a number, got '%s'" % (flag, word))
+        raise NbsimError("%s: expected a number, got '%s'%s" % (flag, printable(word), ascii_note))
     if kind == "i" and not _INT_RE.match(word):
-        raise NbsimError("%s: expected an integer, got '%s'" % (flag, word))
+        raise NbsimError("%s: expected an integer, got '%s'%s" % (flag, printable(word), ascii_note))
 
 
 def _hint(word):
@@ -524,19 +529,28 @@ def _hint(word):
     return " (did you mean %s? nanoBragg.c would silently ignore it)" % " or ".join(close)
 
 
+def known_flag(word):
+    """True for a word spelled exactly as one of the reference's documented flags."""
+    return any(word in rule.names for rule in REFERENCE_RULES)
+
+
 def apply_reference_rules(v: dict, args: Sequence[str], extra_flags: dict, warn) -> None:
-    """Apply the reference's rules to ``args`` (argv without the program name)."""
+    """Apply the reference's rules to ``args`` (argv without the program name).
+
+    ``extra_flags``: ``{position: number of values}`` of the nbsim-only flags found in
+    ``args`` (see nbsim.cli); those words and their values are not the reference's.
+    """
     n = len(args)
     consumed = [False] * n
     fired_any = [False] * n
+    nbsim_words = set(extra_flags)
+    for i, nv in extra_flags.items():
+        fired_any[i] = True
+        for j in range(i + 1, min(n, i + 1 + nv)):
+            consumed[j] = True
+            nbsim_words.add(j)
     for i, word in enumerate(args):
-        if not word.startswith("-"):
-            continue
-        if word in extra_flags:
-            nv = extra_flags[word]
-            for j in range(1, nv + 1):
-                consumed[i + j] = True if i + j < n else False
-            fired_any[i] = True
+        if not word.startswith("-") or i in nbsim_words:
             continue
         available = n - 1 - i
         for rule in REFERENCE_RULES:
@@ -596,8 +610,8 @@ def apply_reference_rules(v: dict, args: Sequence[str], extra_flags: dict, warn)
         if consumed[i] or fired_any[i]:
             continue
         if word.startswith("-") and not _FLOAT_RE.match(word):
-            raise NbsimError("unknown flag %s%s (see -h for the list)" % (word, _hint(word)))
-        raise NbsimError("unexpected argument '%s' (no flag takes it)" % word)
+            raise NbsimError("unknown flag %s%s (see -h for the list)" % (printable(word), _hint(word)))
+        raise NbsimError("unexpected argument '%s' (no flag takes it)" % printable(word))
 
 
 def implicit_switch_warnings(v):

@@ -327,7 +327,10 @@ def _make_plan(cfg, hkl_cache):
     if cr.hkl_file is None:
         if have_dump:
             emit("reading Fs from %s" % cr.dump_file)
-            table = hkl_io.read_fdump(cr.dump_file)
+            try:
+                table = hkl_io.read_fdump(cr.dump_file)
+            except NbsimError as exc:
+                raise NbsimError("-dump: %s (it is read because no -hkl is given)" % exc) from None
     else:
         table = _read_hkl(cr.hkl_file, cr.default_F, hkl_cache)
         for line in getattr(table, "messages", []):

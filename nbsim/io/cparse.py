@@ -365,7 +365,10 @@ def c_ceil_int(x):
 
 def printable(text, limit=40):
     """``text`` (str or bytes, bytes read as Latin-1) fit for a one-line message:
-    control and non-ASCII characters as ``\\xNN`` escapes, cut at ``limit`` chars."""
+    control and non-ASCII characters as ``\\xNN`` (``\\uNNNN`` beyond Latin-1) escapes, cut
+    at ``limit`` chars."""
     text = _text(text)
-    out = "".join(c if " " <= c <= "~" else "\\x%02x" % ord(c) for c in text[:limit])
+    out = "".join(c if " " <= c <= "~" else "\\x%02x" % ord(c) if ord(c) < 0x100
+                  else "\\u%04x" % ord(c) if ord(c) < 0x10000 else "\\U%08x" % ord(c)
+                  for c in text[:limit])
     return out + ("..." if len(text) > limit else "")
