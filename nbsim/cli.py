@@ -245,18 +245,54 @@ def config_from_args(args, warn=_warn):
     return Config.from_flat(v), opts
 
 
+def _startable_threads(n):
+    """How many threads (the main one included, each with the default stack) this
+    process can have at once, up to ``n``: a memory limit (ulimit -v) or a process
+    limit may allow fewer than asked, and OpenMP then aborts the whole process."""
+    import threading
+    release = threading.Event()
+    started = []
+    try:
+        for _ in range(n - 1):
+            t = threading.Thread(target=release.wait, daemon=True)
+            t.start()
+            started.append(t)
+    except RuntimeError:     # "can't start new thread"
+        pass
+    finally:
+        release.set()
+        for t in started:
+            t.join()
+    return len(started) + 1
+
+
+def _affordable_threads(threads, warn):
+    """``threads`` (None: every core), or fewer with a warning when this process
+    cannot start that many; checked only where it can fail (a resource limit is set,
+    or more threads than cores are asked for)."""
+    import resource
+    wanted = threads or os.cpu_count() or 1
+    limited = any(resource.getrlimit(r)[0] != resource.RLIM_INFINITY
+                  for r in (resource.RLIMIT_AS, resource.RLIMIT_NPROC))
+    if wanted <= 1 or not (limited or wanted > (os.cpu_count() or 1)):
+        return threads
+    can = _startable_threads(wanted)
+    if can >= wanted:
+        return threads
+    # leave room: the engine's own threads and buffers need memory too
+    fallback = max(1, can // 2)
+    warn("-threads: only %d of %d threads could be started here (a memory or process "
+         "limit?); rendering with %d" % (can, wanted, fallback))
+    return fallback
+
+
 def _check_paths(cfg):
     for flag, path in (("-hkl", cfg.crystal.hkl_file), ("-mat", cfg.crystal.mat_file),
                        ("-sourcefile", cfg.beam.source_file), ("-stol", cfg.crystal.stol_file)):
         if path is None or os.path.isfile(path):
             continue
-        if os.path.isdir(path):
-            why = "it is a directory"
-        elif os.path.exists(path):
-            why = "not a regular file"
-        else:
-            why = "no such file"
-        raise NbsimError("%s: cannot read '%s' (%s)" % (flag, path, why))
+        from .io.inputs import describe
+        raise NbsimError("%s: cannot read '%s' (%s)" % (flag, path, describe(path)))
 
 
 def _check_outputs(cfg):
@@ -333,7 +369,8 @@ def run(args, out=None, warn=_warn, hkl_cache=None):
             hkl_io.write_fdump(cfg.crystal.dump_file, plan.hkl_table)
         except NbsimError as exc:   # the reference only warns when it cannot cache
             warn("could not write the structure-factor cache: %s" % exc)
-    res = api.simulate(cfg, engine=opts["engine"], threads=opts["threads"], plan=plan, warn=warn)
+    threads = _affordable_threads(opts["threads"] or api.default_threads(), warn)
+    res = api.simulate(cfg, engine=opts["engine"], threads=threads, plan=plan, warn=warn)
     notes = opts.get("header_nonfinite")
     refuse_all_nan(plan, res.float_image, "; " + ", ".join(notes) if notes else "")
     for line in res.log:

@@ -13,7 +13,7 @@ import stat
 
 from ..errors import NbsimError
 
-__all__ = ["open_input", "read_input", "InputFile"]
+__all__ = ["open_input", "read_input", "describe", "InputFile"]
 
 _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
           (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
@@ -25,6 +25,17 @@ def _what(mode):
         if test(mode):
             return name
     return "not a regular file"
+
+
+def describe(path):
+    """Why ``path`` is no input file: "no such file", "it is a FIFO, not a regular file"..."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        return exc.strerror.lower() if exc.strerror else "cannot be read"
+    if stat.S_ISREG(mode):
+        return "a regular file"
+    return "it is %s, not a regular file" % _what(mode)
 
 
 class InputFile:
