@@ -364,15 +364,17 @@ def run(args, out=None, warn=_warn, hkl_cache=None):
     print("nbsim: detector pix0_vector= %g %g %g m; Fbeam=%g Sbeam=%g Fclose=%g Sclose=%g m; "
           "close distance %g m" % (g.pix0 + (g.fbeam, g.sbeam, g.fclose, g.sclose, g.close_distance)),
           file=sys.stderr)
+    threads = _affordable_threads(opts["threads"] or api.default_threads(), warn)
+    res = api.simulate(cfg, engine=opts["engine"], threads=threads, plan=plan, warn=warn)
+    notes = opts.get("header_nonfinite")
+    refuse_all_nan(plan, res.float_image, "; " + ", ".join(notes) if notes else "")
+    # the structure-factor cache the reference writes before rendering, written once the
+    # render has succeeded, so that a refused or interrupted run leaves no file behind
     if cfg.crystal.hkl_file is not None and plan.hkl_table is not None:
         try:
             hkl_io.write_fdump(cfg.crystal.dump_file, plan.hkl_table)
         except NbsimError as exc:   # the reference only warns when it cannot cache
             warn("could not write the structure-factor cache: %s" % exc)
-    threads = _affordable_threads(opts["threads"] or api.default_threads(), warn)
-    res = api.simulate(cfg, engine=opts["engine"], threads=threads, plan=plan, warn=warn)
-    notes = opts.get("header_nonfinite")
-    refuse_all_nan(plan, res.float_image, "; " + ", ".join(notes) if notes else "")
     for line in res.log:
         print(line, file=out)
     write_outputs(res, out)

@@ -266,7 +266,7 @@ def _make_plan(cfg, hkl_cache):
 
     # orientation
     from .io.mat import read_mat
-    mat = read_mat(cr.mat_file) if cr.mat_file is not None else None
+    mat = _flagged("-mat", read_mat, cr.mat_file) if cr.mat_file is not None else None
     state = rng.new_state()
     misset = cr.misset
     if cr.misset_random:
@@ -332,7 +332,7 @@ def _make_plan(cfg, hkl_cache):
             except NbsimError as exc:
                 raise NbsimError("-dump: %s (it is read because no -hkl is given)" % exc) from None
     else:
-        table = _read_hkl(cr.hkl_file, cr.default_F, hkl_cache)
+        table = _flagged("-hkl", _read_hkl, cr.hkl_file, cr.default_F, hkl_cache)
         for line in getattr(table, "messages", []):
             emit(line)
         # the reference caches what it read for runs without -hkl; the caller writes it
@@ -351,7 +351,8 @@ def _make_plan(cfg, hkl_cache):
     if cr.stol_file is not None:
         from .io.sources import read_columns
         emit("reading %s" % cr.stol_file)
-        read_columns(cr.stol_file, 2, kind="stol file")   # validated; never used by the physics
+        # validated; never used by the physics
+        _flagged("-stol", read_columns, cr.stol_file, 2, kind="stol file")
 
     for t in range(thicksteps):
         emit("thick%d = %g um" % (t, thickstep * t * 1e6))
@@ -363,7 +364,7 @@ def _make_plan(cfg, hkl_cache):
     cols = None
     if b.source_file is not None:
         from .io.sources import read_source_file
-        cols = read_source_file(b.source_file)
+        cols = _flagged("-sourcefile", read_source_file, b.source_file)
         if len(cols[0]) == 0:
             raise NbsimError("-sourcefile: %s has no sources" % b.source_file)
     sx, sy, sz, si, sl, divsteps = build_sources(cfg, geom, samp, cols, emit)
@@ -467,6 +468,17 @@ def _make_plan(cfg, hkl_cache):
         hkl_table=table)
     plan.extra["warnings"] = warnings
     return plan
+
+
+def _flagged(flag, reader, *args, **kwargs):
+    """``reader(*args)``, its error prefixed by the flag that named the file."""
+    try:
+        return reader(*args, **kwargs)
+    except NbsimError as exc:
+        text = str(exc)
+        if text.startswith(flag + ":"):
+            raise
+        raise NbsimError("%s: %s" % (flag, text), exit_code=exc.exit_code) from None
 
 
 def _c_ceil(x):
