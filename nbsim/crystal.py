@@ -45,7 +45,7 @@ def _check_odd(log, title, values, names):
     if any(v > 1.0000001 or v < -1.0000001 for v in values):
         log(title)
         for name, v in zip(names, values):
-            log("%s = %.25g" % (name, v))
+            log(c_sprintf("%s = %.25g", name, v))
 
 
 def _clamp_angles(sins, coss):
@@ -72,15 +72,14 @@ def _reciprocal_from_cell(cell, log):
         skew = -skew
     v_cell = 2.0 * a * b * c * c_sqrt(skew)
     if v_cell <= 0.0:
-        log("WARNING: impossible unit cell volume: %g" % v_cell)
+        log(c_sprintf("WARNING: impossible unit cell volume: %g", v_cell))
         v_cell = DBL_MIN
     v_star = 1.0 / v_cell
     a_star_len = b * c * sin(alpha) * v_star
     b_star_len = c * a * sin(beta) * v_star
     c_star_len = a * b * sin(gamma) * v_star
     if a_star_len <= 0.0 or b_star_len <= 0.0 or c_star_len <= 0.0:
-        log("WARNING: impossible reciprocal cell lengths: %g %g %g"
-            % (a_star_len, b_star_len, c_star_len))
+        log(c_sprintf("WARNING: impossible reciprocal cell lengths: %g %g %g", a_star_len, b_star_len, c_star_len))
         a_star_len = abs(a_star_len) or DBL_MIN
         b_star_len = abs(b_star_len) or DBL_MIN
         c_star_len = abs(c_star_len) or DBL_MIN
@@ -164,16 +163,16 @@ def build_lattice(cfg: Config, mat, misset, log, random_misset=False) -> Lattice
                 "sin(gamma_star)", "cos(gamma_star)"))
     alpha_s, beta_s, gamma_s = _clamp_angles(sins_s, coss_s)
 
-    log("Unit Cell: %g %g %g %g %g %g" % (la, lb, lc, alpha * RTD, beta * RTD, gamma * RTD))
-    log("Recp Cell: %g %g %g %g %g %g" % (las, lbs, lcs, alpha_s * RTD, beta_s * RTD, gamma_s * RTD))
-    log("volume = %g A^3" % v_cell)
+    log(c_sprintf("Unit Cell: %g %g %g %g %g %g", la, lb, lc, alpha * RTD, beta * RTD, gamma * RTD))
+    log(c_sprintf("Recp Cell: %g %g %g %g %g %g", las, lbs, lcs, alpha_s * RTD, beta_s * RTD, gamma_s * RTD))
+    log(c_sprintf("volume = %g A^3", v_cell))
     log("real-space cell vectors (Angstrom):")
-    log("     %-10s  %-10s  %-10s" % ("a", "b", "c"))
+    log(c_sprintf("     %-10s  %-10s  %-10s", "a", "b", "c"))
     for i, axis in enumerate("XYZ"):
-        log("%s: %11.8f %11.8f %11.8f" % (axis, a[i], b[i], c[i]))
+        log(c_sprintf("%s: %11.8f %11.8f %11.8f", axis, a[i], b[i], c[i]))
     log("reciprocal-space cell vectors (Angstrom^-1):")
-    log("     %-10s  %-10s  %-10s" % ("a_star", "b_star", "c_star"))
+    log(c_sprintf("     %-10s  %-10s  %-10s", "a_star", "b_star", "c_star"))
     for i, axis in enumerate("XYZ"):
-        log("%s: %11.8f %11.8f %11.8f" % (axis, a_star[i], b_star[i], c_star[i]))
+        log(c_sprintf("%s: %11.8f %11.8f %11.8f", axis, a_star[i], b_star[i], c_star[i]))
     return Lattice(a=a, b=b, c=c, a_star=a_star, b_star=b_star, c_star=c_star, v_cell=v_cell,
                    cell_lengths=(la, lb, lc), misset=misset or (0.0, 0.0, 0.0))

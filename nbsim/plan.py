@@ -25,7 +25,7 @@ from . import geometry, rng, sampling
 from .config import Config, Pivot, Shape
 from .errors import NbsimError
 from .flags import RTD
-from .io.cparse import c_ceil_int, fmt_g
+from .io.cparse import c_ceil_int, c_sprintf, fmt_g
 from .libm import c_div, c_sqrt
 from .sources import build_sources
 from .vec import rotate_axis, rotate_umat, unitize
@@ -198,10 +198,12 @@ def _make_plan(cfg, hkl_cache):
         fluence = c_div(c_div(b.flux * b.exposure, beamsize), beamsize)
     if beamsize >= 0:
         if beamsize < sample_y:
-            emit("WARNING: clipping sample (%g m high) with beam (%g m)" % (sample_y, beamsize))
+            emit(c_sprintf("WARNING: clipping sample (%g m high) with beam (%g m)", sample_y,
+                           beamsize))
             sample_y = beamsize
         if beamsize < sample_z:
-            emit("WARNING: clipping sample (%g m wide) with beam (%g m)" % (sample_z, beamsize))
+            emit(c_sprintf("WARNING: clipping sample (%g m wide) with beam (%g m)", sample_z,
+                           beamsize))
             sample_z = beamsize
 
     geom = geometry.place_detector(cfg, emit, warnings.append)
@@ -234,7 +236,7 @@ def _make_plan(cfg, hkl_cache):
     mu = d.mu
     if thick > 0.0 and mu < 0.0:
         mu = 1.0 / thick
-        emit("WARNING: setting detector attenuation depth to %g m" % mu)
+        emit(c_sprintf("WARNING: setting detector attenuation depth to %g m", mu))
     mosaic_spread, mosaic_domains = sampling.mosaic_domains(cr.mosaic_spread, cr.mosaic_domains, emit)
     for flag, count in (("-phisteps", phisteps), ("-mosaic_dom", mosaic_domains),
                         ("-hdivsteps", hdivsteps), ("-vdivsteps", vdivsteps),
@@ -290,7 +292,7 @@ def _make_plan(cfg, hkl_cache):
         Nc = _c_ceil(c_div(sample_z, c_len))
     Na, Nb, Nc = (1.0 if n <= 1.0 else n for n in (Na, Nb, Nc))
     xa, xb, xc = a_len * Na, b_len * Nb, c_len * Nc
-    emit("crystal is %g x %g x %g microns" % (xa * 1e6, xb * 1e6, xc * 1e6))
+    emit(c_sprintf("crystal is %g x %g x %g microns", xa * 1e6, xb * 1e6, xc * 1e6))
     xmax = xa
     if xmax < xb:
         xmax = xb
@@ -314,12 +316,12 @@ def _make_plan(cfg, hkl_cache):
         raise NbsimError("-oversample: %d sub-pixels per side is more than nbsim takes (%d at most)"
                          % (oversample, MAX_OVERSAMPLE))
     if oversample < recommended:
-        emit("WARNING: maximum dimension of sample is %g A" % (xmax * 1e10))
-        emit("         but reciprocal pixel size is %g A" % (reciprocal_pixel * 1e10))
+        emit(c_sprintf("WARNING: maximum dimension of sample is %g A", xmax * 1e10))
+        emit(c_sprintf("         but reciprocal pixel size is %g A", reciprocal_pixel * 1e10))
         emit("         intensity may vary significantly across a pixel!")
         emit("         recommend -oversample %d to work around this" % recommended)
     volume = xa * xb * xc
-    emit("approximate MW = %g" % (volume * 1.2e6 * AVOGADRO / (Na * Nb * Nc)))
+    emit(c_sprintf("approximate MW = %g", volume * 1.2e6 * AVOGADRO / (Na * Nb * Nc)))
 
     # structure factors
     from .io import hkl as hkl_io
@@ -355,9 +357,9 @@ def _make_plan(cfg, hkl_cache):
         _flagged("-stol", read_columns, cr.stol_file, 2, kind="stol file")
 
     for t in range(thicksteps):
-        emit("thick%d = %g um" % (t, thickstep * t * 1e6))
+        emit(c_sprintf("thick%d = %g um", t, thickstep * t * 1e6))
     for t in range(phisteps):
-        emit("phi%d = %g" % (t, (cr.phi0 + phistep * t) * RTD))
+        emit(c_sprintf("phi%d = %g", t, (cr.phi0 + phistep * t) * RTD))
 
     samp = _Sweep(hdivrange, hdivstep, hdivsteps, vdivrange, vdivstep, vdivsteps,
                   dispersion, dispstep, dispsteps)
@@ -386,43 +388,45 @@ def _make_plan(cfg, hkl_cache):
                          % (len(sl), mosaic_domains, phisteps, oversample))
     subpixel_size = d.pixel_size / oversample
 
-    emit("  %d initialized hkls (all others =%g)" % (hkls, cr.default_F))
+    emit(c_sprintf("  %d initialized hkls (all others =%g)", hkls, cr.default_F))
     shape_name = {Shape.ROUND: "ellipsoidal", Shape.SQUARE: "parallelpiped",
                   Shape.GAUSS: "gaussian", Shape.TOPHAT: "tophat-spot"}[cr.shape]
-    emit("  %s xtal: %.0fx%.0fx%.0f cells" % (shape_name, Na, Nb, Nc))
-    emit("  wave=%g meters +/- %g%% in %d steps" % (b.lambda0, dispersion * 100, dispsteps))
+    emit(c_sprintf("  %s xtal: %.0fx%.0fx%.0f cells", shape_name, Na, Nb, Nc))
+    emit(c_sprintf("  wave=%g meters +/- %g%% in %d steps", b.lambda0, dispersion * 100, dispsteps))
     if b.nopolar:
         emit("  polarization effect disabled")
     else:
-        emit("  Kahn polarization factor: %f" % b.polarization)
+        emit(c_sprintf("  Kahn polarization factor: %f", b.polarization))
     if d.curved:
         emit("  curved detector: all pixels same distance from origin")
     if d.point_pixel:
         emit("  pixel obliquity effect disabled")
     g = geom
-    emit("  incident fluence: %g photons/m^2" % fluence)
-    emit("  distance=%g detsize=%gx%g  pixel=%g meters (%dx%d pixels)"
-         % (g.distance, g.detsize_f, g.detsize_s, d.pixel_size, g.fpixels, g.spixels))
-    emit("  sensor is %g m thick in %d layers with mu= %g" % (thick, thicksteps, mu))
-    emit("  Xbeam=%g Ybeam=%g" % (g.xbeam, g.ybeam))
-    emit("  Fbeam=%g Sbeam=%g" % (g.fbeam, g.sbeam))
-    emit("  Xclose=%g Yclose=%g" % (g.xclose, g.yclose))
-    emit("  Fclose=%g Sclose=%g" % (g.fclose, g.sclose))
-    emit("  DIRECTION_OF_DETECTOR_X-AXIS= %g %g %g" % g.fdet)
-    emit("  DIRECTION_OF_DETECTOR_Y-AXIS= %g %g %g" % g.sdet)
-    emit("  DIRECTION_OF_DETECTOR_Z-AXIS= %g %g %g" % g.odet)
-    emit("  INCIDENT_BEAM_DIRECTION= %g %g %g" % g.beam)
-    emit("  spindle ROTATION_AXIS= %g %g %g" % g.spindle)
+    emit(c_sprintf("  incident fluence: %g photons/m^2", fluence))
+    emit(c_sprintf("  distance=%g detsize=%gx%g  pixel=%g meters (%dx%d pixels)", g.distance,
+                   g.detsize_f, g.detsize_s, d.pixel_size, g.fpixels, g.spixels))
+    emit(c_sprintf("  sensor is %g m thick in %d layers with mu= %g", thick, thicksteps, mu))
+    emit(c_sprintf("  Xbeam=%g Ybeam=%g", g.xbeam, g.ybeam))
+    emit(c_sprintf("  Fbeam=%g Sbeam=%g", g.fbeam, g.sbeam))
+    emit(c_sprintf("  Xclose=%g Yclose=%g", g.xclose, g.yclose))
+    emit(c_sprintf("  Fclose=%g Sclose=%g", g.fclose, g.sclose))
+    emit(c_sprintf("  DIRECTION_OF_DETECTOR_X-AXIS= %g %g %g", *g.fdet))
+    emit(c_sprintf("  DIRECTION_OF_DETECTOR_Y-AXIS= %g %g %g", *g.sdet))
+    emit(c_sprintf("  DIRECTION_OF_DETECTOR_Z-AXIS= %g %g %g", *g.odet))
+    emit(c_sprintf("  INCIDENT_BEAM_DIRECTION= %g %g %g", *g.beam))
+    emit(c_sprintf("  spindle ROTATION_AXIS= %g %g %g", *g.spindle))
     from .vec import cross
-    emit("  POLARIZATION_PLANE_NORMAL= %g %g %g" % cross(g.beam, g.polar))
-    emit("  dials origin= %g %g %g" % g.dials_origin)
+    emit(c_sprintf("  POLARIZATION_PLANE_NORMAL= %g %g %g", *cross(g.beam, g.polar)))
+    emit(c_sprintf("  dials origin= %g %g %g", *g.dials_origin))
     emit("  roi: %d < x < %d && %d < y < %d" % g.roi)
-    emit("  hdivrange=%g hdivstep=%g  radians" % (hdivrange, hdivstep))
-    emit("  vdivrange=%g vdivstep=%g  radians" % (vdivrange, vdivstep))
+    emit(c_sprintf("  hdivrange=%g hdivstep=%g  radians", hdivrange, hdivstep))
+    emit(c_sprintf("  vdivrange=%g vdivstep=%g  radians", vdivrange, vdivstep))
     emit("  %d divergence steps" % divsteps)
-    emit("  %d sources" % len(sl))
-    emit("  %d mosaic domains over mosaic spread of %g degrees" % (mosaic_domains, mosaic_spread * RTD))
-    emit("  %d phi steps from %g to %g degrees" % (phisteps, cr.phi0 * RTD, (cr.phi0 + osc) * RTD))
+    emit(c_sprintf("  %d sources", len(sl)))
+    emit(c_sprintf("  %d mosaic domains over mosaic spread of %g degrees", mosaic_domains,
+                   mosaic_spread * RTD))
+    emit(c_sprintf("  %d phi steps from %g to %g degrees", phisteps, cr.phi0 * RTD,
+                   (cr.phi0 + osc) * RTD))
     emit("  %dx%d pixel oversample steps%s%s%s" % (
         oversample, oversample, " +thick" if s.oversample_thick else "",
         " +polar" if s.oversample_polar else "", " +omega" if s.oversample_omega else ""))
@@ -432,7 +436,7 @@ def _make_plan(cfg, hkl_cache):
         emit("")
         emit("  noise image paramters:")
         emit("  seed: %d" % cfg.noise.seed)
-        emit("  water droplet size: %g m" % cr.water_size)
+        emit(c_sprintf("  water droplet size: %g m", cr.water_size))
 
     w = cr.water_size
     I_bg = WATER_F * WATER_F * R_E_SQR * fluence * w * w * w * 1e6 * AVOGADRO / WATER_MW

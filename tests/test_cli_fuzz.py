@@ -8,7 +8,7 @@ failure), not by a signal, without a traceback, and either succeed (exit 0) or f
 with one error line as the last line of stderr, leaving no file behind in its working
 folder and its input files untouched.
 
-NBSIM_FUZZ_RUNS sets the number of command lines (default 80, under a minute here);
+NBSIM_FUZZ_RUNS sets the number of command lines (default 120, under a minute here);
 NBSIM_FUZZ_SEED shifts the seeds so that repeated runs try new lines. A failure message
 gives the exact command line to replay.
 """
@@ -26,7 +26,7 @@ from nbsim.flags import REFERENCE_RULES
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GOLDEN_INPUTS = os.path.join(ROOT, "tests", "golden", "inputs")
-RUNS = int(os.environ.get("NBSIM_FUZZ_RUNS", "80"))
+RUNS = int(os.environ.get("NBSIM_FUZZ_RUNS", "120"))
 SEED0 = int(os.environ.get("NBSIM_FUZZ_SEED", "0"))
 TIMEOUT = float(os.environ.get("NBSIM_FUZZ_TIMEOUT", "60"))
 
