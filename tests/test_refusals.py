@@ -154,3 +154,64 @@ def test_refused_where_reference_renders_nan_or_nothing(words, tmp_path):
     image = np.fromfile(path, dtype=np.float32) if path.exists() else np.zeros(0)
     assert image.size == 0 or np.isnan(image).all() or not image.any(), (
         "the reference rendered a finite, non-empty image")
+
+
+def _every_numeric_flag():
+    """(flag words) with NaN, +inf and -inf for every number any documented flag takes,
+    with the companion flags that make the value matter."""
+    from nbsim.flags import REFERENCE_RULES
+    context = {"-Xclose": ["-pivot", "sample"], "-Yclose": ["-pivot", "sample"],
+               "-ORGX": ["-xds"], "-ORGY": ["-xds"], "-flux": ["-exposure", "1"],
+               "-exposure": ["-flux", "1e12"], "-beamsize": ["-flux", "1e12"],
+               "-fudge": ["-gauss_xtal"], "-detector_thick": ["-detector_abs", "100"],
+               "-detector_abs": ["-detector_thick", "100"], "-hdivstep": ["-hdivrange", "0.3"],
+               "-vdivstep": ["-vdivrange", "0.3"]}
+    cases = []
+    seen = set()
+    for rule in REFERENCE_RULES:
+        flag = rule.names[0]
+        if "f" not in rule.kinds or flag in seen:
+            continue
+        seen.add(flag)
+        n = rule.nvals if rule.kinds[:1] != "f" or "?" not in rule.kinds else 6
+        for value in ("nan", "inf", "-inf"):
+            if flag == "-cell" and value == "-inf":
+                continue    # a word starting with '-' ends the cell (nbsim: missing value)
+            for j in (0,):                          # the first number of a vector
+                words = ["1"] * n if flag.endswith(("_vector", "_axis")) else \
+                    (["70", "80", "90", "90", "90", "90"] if flag == "-cell" else ["0"] * n)
+                words[j] = value
+                extra = context.get(flag, [])
+                if "sample" in flag or "xtal" in flag:
+                    # an infinite size is clipped to the beam: a 12500-cell crystal, whose
+                    # auto-selected oversampling would take minutes
+                    extra = ["-oversample", "1"]
+                cases.append([flag] + words + extra)
+    return cases
+
+
+EVERY = _every_numeric_flag()
+
+
+@needs_ref
+@pytest.mark.parametrize("words", EVERY, ids=[" ".join(w[:2 if len(w) < 4 else 4]) for w in EVERY])
+def test_every_numeric_flag_with_non_finite_values(words, tmp_path):
+    """Issue 13 item 5: for each numeric flag and each non-finite value, nbsim renders
+    what the reference renders, bit for bit, or refuses, and then the reference's image
+    is NaN everywhere or empty."""
+    ref, nb, ref_dir, nb_dir = refpair.run_both(tmp_path, BASE + words, ["-engine", "c"],
+                                                timeout=120)
+    if nb.returncode == 0:
+        assert ref.returncode == 0
+        assert refpair.differing_files(ref_dir, nb_dir) == []
+        return
+    assert "Traceback" not in nb.stderr
+    last = nb.stderr.rstrip("\n").splitlines()[-1]
+    assert last.startswith("nanoBragg: ")
+    assert not os.listdir(nb_dir)
+    if "more than nbsim takes" in last:
+        return      # a size nbsim does not render in any case (README: sizes that would not finish)
+    path = ref_dir / "floatimage.bin"
+    image = np.fromfile(path, dtype=np.float32) if path.exists() else np.zeros(0)
+    assert image.size == 0 or np.isnan(image).all() or not image.any(), (
+        "nbsim refused %s but the reference rendered a finite image" % " ".join(words))
