@@ -25,6 +25,15 @@ from . import params as P
 
 
 @njit(inline="always")
+def _c_int(x):
+    """C's (int) of a double as the reference's x86-64 build does it: INT_MIN for NaN
+    and for anything outside the int range (the spot shapes then use h - INT_MIN)."""
+    if x > -2147483649.0 and x < 2147483648.0:
+        return int(x)
+    return -2147483648
+
+
+@njit(inline="always")
 def _unit(x, y, z):
     """(x, y, z) divided by its length; the zero vector stays zero."""
     mag = math.sqrt(x * x + y * y + z * z)
@@ -497,9 +506,9 @@ def _render_row(spixel, ip, dp, vecs, sources, frames, lat, lat_first, Fhkl, mas
                             k0 = 0
                             l0 = 0
                             if need_index:
-                                h0 = int(math.ceil(h - 0.5))
-                                k0 = int(math.ceil(k - 0.5))
-                                l0 = int(math.ceil(l - 0.5))
+                                h0 = _c_int(math.ceil(h - 0.5))
+                                k0 = _c_int(math.ceil(k - 0.5))
+                                l0 = _c_int(math.ceil(l - 0.5))
                             F_latt = 1.0
                             rad_star_sqr = 0.0
                             if fast_sq:
