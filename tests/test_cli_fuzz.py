@@ -9,7 +9,8 @@ with one error line as the last line of stderr, leaving no file behind in its wo
 folder and its input files untouched.
 
 NBSIM_FUZZ_RUNS sets the number of command lines (default 120, under a minute here);
-NBSIM_FUZZ_SEED shifts the seeds so that repeated runs try new lines. A failure message
+NBSIM_FUZZ_SEED shifts the seeds so that repeated runs try new lines; NBSIM_FUZZ_NUMBA=1
+adds the Numba engine and -printout. A failure message
 gives the exact command line to replay.
 """
 import hashlib
@@ -35,6 +36,10 @@ REFERENCE_FLAGS = sorted({n for rule in REFERENCE_RULES for n in rule.names})
 # Numba kernels, minutes on a fresh machine (tests/test_engines.py and test_printout.py
 # cover them)
 NBSIM_FLAGS = ["-engine", "-threads", "-c_parity", "-fast", "-tifffile", "-version", "-h"]
+# NBSIM_FUZZ_NUMBA=1 adds them (after a first run has compiled and cached the kernels)
+WITH_NUMBA = bool(os.environ.get("NBSIM_FUZZ_NUMBA"))
+if WITH_NUMBA:
+    NBSIM_FLAGS += ["-printout"]
 # flags whose value multiplies the work: drawn from values that stay small or that
 # nbsim refuses at once, so that a run never legitimately takes minutes
 COUNTS = {"-oversample", "-phisteps", "-mosaic_dom", "-mosaic_domains", "-dispsteps",
@@ -153,7 +158,8 @@ def command_line(seed, files):
     for _ in range(r.randint(1, 8)):
         flag = r.choice(REFERENCE_FLAGS if r.random() < 0.85 else NBSIM_FLAGS)
         if flag == "-engine":
-            args += [flag, r.choice(["c", "auto", "warp", "", "-threads"])]
+            args += [flag, r.choice(["c", "auto", "warp", "", "-threads"]
+                                    + (["numba"] * 3 if WITH_NUMBA else []))]
             continue
         if flag in OUTPUT_FLAGS and r.random() < 0.8:
             args += [flag, r.choice(_paths(flag, files) + ["out.bin", "o.img", "sub/x.bin"])]
@@ -171,7 +177,7 @@ def command_line(seed, files):
             for _ in range(r.choice([0, 1, 1, 1, 2, 3, 4])):
                 args.append(_value(r, flag, files))
     # keep the detector small (the last -detpixels wins) unless the soup ends mid-flag
-    if r.random() < 0.9:
+    if r.random() < 0.9 or "-printout" in args:     # -printout prints 14 lines a pixel
         args += ["-detpixels", str(r.randint(1, 12))]
     return args
 
