@@ -342,6 +342,8 @@ def test_threads_beyond_a_memory_limit_fall_back(tmp_path):
     args = [sys.executable, "-m", "nbsim"] + BASE + DF + ["-engine", "c", "-nonoise", "-nopgm"]
 
     def cap():
+        # 1024 default thread stacks of 8 MiB cannot fit in 3 GiB of address space
+        resource.setrlimit(resource.RLIMIT_STACK, (8 << 20, 8 << 20))
         resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
