@@ -161,6 +161,15 @@ static inline double per_term(const kernel_t *K, double I, double capture_fracti
     return I;
 }
 
+/* The reference keeps the nearest whole index in a C int: (int) of a double outside
+ * the int range, or of NaN, is INT_MIN on x86-64 (cvttsd2si), and the spot shapes then
+ * use h - INT_MIN. Applied to the 64-bit conversion (which gives INT64_MIN for those):
+ * any value that is not an int becomes INT_MIN. */
+static inline int64_t as_c_int(int64_t v)
+{
+    return v == (int64_t)(int32_t)v ? v : INT32_MIN;
+}
+
 static inline double sincg(double x, double n)
 {
     if (x == 0.0)
@@ -658,9 +667,9 @@ static void render_row(const kernel_t *K, const scratch_t *W, int64_t spixel)
                                 double h = L[0] * scx + L[1] * scy + L[2] * scz;
                                 double k = L[3] * scx + L[4] * scy + L[5] * scz;
                                 double l = L[6] * scx + L[7] * scy + L[8] * scz;
-                                int64_t h0 = (int64_t)ceil(h - 0.5);
-                                int64_t k0 = (int64_t)ceil(k - 0.5);
-                                int64_t l0 = (int64_t)ceil(l - 0.5);
+                                int64_t h0 = as_c_int((int64_t)ceil(h - 0.5));
+                                int64_t k0 = as_c_int((int64_t)ceil(k - 0.5));
+                                int64_t l0 = as_c_int((int64_t)ceil(l - 0.5));
                                 double F_latt = 1.0;
                                 double rad_star_sqr = 0.0;
                                 double F_cell;

@@ -180,7 +180,7 @@ class Rendered:
 
 TRACE_FIELDS = ("stol", "x", "y", "z", "h", "k", "l", "h0", "k0", "l0", "F_cell", "F_latt",
                 "I", "polar", "omega", "capture_fraction", "ax", "ay", "az", "bx", "by", "bz",
-                "cx", "cy", "cz", "pixel")
+                "cx", "cy", "cz", "pixel", "seen_lattice", "seen_F")
 
 
 def default_threads():
@@ -255,26 +255,29 @@ def render_rows(plan: Plan, row_start: int, row_stop: int, engine="auto", thread
 
 def printout_lines(plan: Plan, pixel_index: int, t) -> List[str]:
     """The lines -printout shows for one pixel, as the reference formats them."""
-    from .flags import RTD  # noqa: F401  (units as in the reference)
+    # C's printf (a negative NaN prints as -nan) and its 32-bit int indices
+    from .io.cparse import c_double_to_int, c_sprintf as fmt
     s, f = divmod(pixel_index, plan.fpixels)
     v = dict(zip(TRACE_FIELDS, t))
     twotheta = math.atan2(math.sqrt(v["y"] * v["y"] + v["z"] * v["z"]), v["x"])
     test = math.sin(twotheta / 2.0) / (plan.lambda0 * 1e10)
+    v = {k: float(x) for k, x in v.items()}
     return [
-        "%4d %4d : stol = %g or %g" % (f, s, v["stol"], test),
-        "at %g %g %g" % (v["x"], v["y"], v["z"]),
-        "hkl= %f %f %f  hkl0= %d %d %d" % (v["h"], v["k"], v["l"], v["h0"], v["k0"], v["l0"]),
-        " F_cell=%g  F_latt=%g   I = %g" % (v["F_cell"], v["F_latt"], v["I"]),
-        "I/steps %15.10g" % (v["I"] / plan.steps),
-        "polar   %15.10g" % v["polar"],
-        "omega   %15.10g" % v["omega"],
-        "capfrac %15.10g" % v["capture_fraction"],
-        "pixel   %15.10g" % v["pixel"],
+        fmt("%4d %4d : stol = %g or %g", f, s, v["stol"], test),
+        fmt("at %g %g %g", v["x"], v["y"], v["z"]),
+        fmt("hkl= %f %f %f  hkl0= %d %d %d", v["h"], v["k"], v["l"],
+            *(c_double_to_int(v[x]) for x in ("h0", "k0", "l0"))),
+        fmt(" F_cell=%g  F_latt=%g   I = %g", v["F_cell"], v["F_latt"], v["I"]),
+        fmt("I/steps %15.10g", v["I"] / plan.steps),
+        fmt("polar   %15.10g", v["polar"]),
+        fmt("omega   %15.10g", v["omega"]),
+        fmt("capfrac %15.10g", v["capture_fraction"]),
+        fmt("pixel   %15.10g", v["pixel"]),
         "real-space cell vectors (Angstrom):",
         "     %-10s  %-10s  %-10s" % ("a", "b", "c"),
-        "X: %11.8f %11.8f %11.8f" % (v["ax"] * 1e10, v["bx"] * 1e10, v["cx"] * 1e10),
-        "Y: %11.8f %11.8f %11.8f" % (v["ay"] * 1e10, v["by"] * 1e10, v["cy"] * 1e10),
-        "Z: %11.8f %11.8f %11.8f" % (v["az"] * 1e10, v["bz"] * 1e10, v["cz"] * 1e10),
+        fmt("X: %11.8f %11.8f %11.8f", v["ax"] * 1e10, v["bx"] * 1e10, v["cx"] * 1e10),
+        fmt("Y: %11.8f %11.8f %11.8f", v["ay"] * 1e10, v["by"] * 1e10, v["cy"] * 1e10),
+        fmt("Z: %11.8f %11.8f %11.8f", v["az"] * 1e10, v["bz"] * 1e10, v["cz"] * 1e10),
     ]
 
 

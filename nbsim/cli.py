@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import sys
 import time
 
 from . import __version__
 from .config import Config, flat_defaults
 from .errors import NbsimError
+from .io.cparse import fmt_g, printable
 
 NBSIM_FLAGS = {"-engine": 1, "-threads": 1, "-c_parity": 0, "-fast": 0, "-tifffile": 1,
                "-nexusfile": 1, "-nexus_data": 1, "-cbffile": 1, "-geomfile": 1,
@@ -41,6 +43,7 @@ NEXUS_DATA = ("float", "int", "noise")
 
 
 MAX_THREADS = 1024
+_ASCII_INT = re.compile(r"\A[+]?[0-9]+\Z")
 
 
 def _warn(msg):
@@ -120,10 +123,10 @@ def _ingest_header(v, path, is_mask):
         frame = read_smv(path)
     except NbsimError as exc:
         raise NbsimError("%s: %s" % (flag, exc)) from None
-    # infinite header values are refused later, unless a flag replaces them
-    inf = {key for key in ("PIXEL_SIZE", "DISTANCE", "CLOSE_DISTANCE", "WAVELENGTH",
-                           "BEAM_CENTER_X", "BEAM_CENTER_Y", "ORGX", "ORGY", "PHI", "OSC_RANGE")
-           if math.isinf(frame.value_of(key))}
+    # the reference's reader announces the file and the address of its pixel buffer
+    # (an address of nbsim's own buffer here: the same shape, not the same number)
+    v.setdefault("_preamble", []).extend([
+        "reading %s" % path, "mmap(%s) = 0x%x" % (path, frame.data.__array_interface__["data"][0])])
     if frame.byte_order_mismatch:
         _warn("%s: BYTE_ORDER differs from this machine; pixels are read unswapped, as "
               "nanoBragg.c does" % path)
@@ -160,24 +163,15 @@ def _ingest_header(v, path, is_mask):
     if is_mask:
         v["mask"] = frame.data
         v["mask_file"] = path
-    fields = {"PIXEL_SIZE": "pixel_size", "DISTANCE": "distance",
-              "CLOSE_DISTANCE": "close_distance", "WAVELENGTH": "lambda0", "BEAM_CENTER_X": "xbeam",
-              "BEAM_CENTER_Y": "ybeam", "ORGX": "orgx", "ORGY": "orgy", "PHI": "phi0",
-              "OSC_RANGE": "osc"}
-    for key in inf:
-        v.setdefault("_header_inf", {})[fields[key]] = (key, path, flag, v[fields[key]])
-
-
-def _check_header_values(v):
-    """An infinite -img/-mask header value that no flag replaced: an error naming the file."""
-    from .config import Pivot
-    for field, (key, path, flag, value) in v.pop("_header_inf", {}).items():
-        if v[field] is not value:
-            continue            # a flag (or the other header) set it again
-        if field in ("orgx", "orgy") and v["pivot"] != Pivot.SAMPLE:
-            continue            # used only with the sample pivot, as in the reference
-        raise NbsimError("%s: SMV header of '%s' has %s=%g, not a finite number"
-                         % (flag, path, key, value))
+    # non-finite header values, to name them if the image then comes out NaN
+    fields = (("PIXEL_SIZE", "pixel_size"), ("DISTANCE", "distance"),
+              ("CLOSE_DISTANCE", "close_distance"), ("WAVELENGTH", "lambda0"),
+              ("BEAM_CENTER_X", "xbeam"), ("BEAM_CENTER_Y", "ybeam"), ("ORGX", "orgx"),
+              ("ORGY", "orgy"), ("PHI", "phi0"), ("OSC_RANGE", "osc"))
+    for key, field in fields:
+        x = frame.value_of(key)
+        if math.isinf(x):
+            v.setdefault("_header_nonfinite", []).append((flag, path, key, x, field, v[field]))
 
 
 def config_from_args(args, warn=_warn):
@@ -190,20 +184,25 @@ def config_from_args(args, warn=_warn):
             "geomfile": None, "pngfile": None, "png_scale": None,
             "version": False, "help": False, "max_evaluations": None,
             "max_table_gb": None}
+    from .flags import known_flag
+    positions = {}
     i = 0
     while i < len(args):
         w = args[i]
         if w in NBSIM_FLAGS:
             n = NBSIM_FLAGS[w]
+            positions[i] = n
             if i + n >= len(args):
                 raise NbsimError("%s: missing value" % w)
+            if n and (args[i + 1] in NBSIM_FLAGS or known_flag(args[i + 1])):
+                raise NbsimError("%s: missing value (got the flag %s instead)" % (w, args[i + 1]))
             if w == "-engine":
                 opts["engine"] = args[i + 1]
             elif w == "-threads":
-                try:
-                    opts["threads"] = int(args[i + 1])
-                except ValueError:
-                    raise NbsimError("-threads: expected an integer, got '%s'" % args[i + 1])
+                if not _ASCII_INT.match(args[i + 1]):
+                    raise NbsimError("-threads: expected an integer, got '%s'"
+                                     % printable(args[i + 1]))
+                opts["threads"] = int(args[i + 1])
                 if opts["threads"] <= 0:
                     raise NbsimError("-threads: must be positive")
                 if opts["threads"] > MAX_THREADS:
@@ -262,8 +261,12 @@ def config_from_args(args, warn=_warn):
     if img is not None:
         _ingest_header(v, img, False)
 
-    apply_reference_rules(v, args, NBSIM_FLAGS, warn)
-    _check_header_values(v)
+    opts["preamble"] = v.pop("_preamble", [])
+    apply_reference_rules(v, args, positions, warn)
+    # header values a flag did not replace
+    opts["header_nonfinite"] = ["%s=%s in the %s header of '%s'" % (key, fmt_g(x), flag, path)
+                                for flag, path, key, x, field, value in v.pop("_header_nonfinite", [])
+                                if v[field] is value]
     from .flags import implicit_switch_warnings
     for message in implicit_switch_warnings(v):
         warn(message)
@@ -310,18 +313,54 @@ def command_config(args, warn=_warn):
     return cfg, opts
 
 
+def _startable_threads(n):
+    """How many threads (the main one included, each with the default stack) this
+    process can have at once, up to ``n``: a memory limit (ulimit -v) or a process
+    limit may allow fewer than asked, and OpenMP then aborts the whole process."""
+    import threading
+    release = threading.Event()
+    started = []
+    try:
+        for _ in range(n - 1):
+            t = threading.Thread(target=release.wait, daemon=True)
+            t.start()
+            started.append(t)
+    except RuntimeError:     # "can't start new thread"
+        pass
+    finally:
+        release.set()
+        for t in started:
+            t.join()
+    return len(started) + 1
+
+
+def _affordable_threads(threads, warn):
+    """``threads`` (None: every core), or fewer with a warning when this process
+    cannot start that many; checked only where it can fail (a resource limit is set,
+    or more threads than cores are asked for)."""
+    import resource
+    wanted = threads or os.cpu_count() or 1
+    limited = any(resource.getrlimit(r)[0] != resource.RLIM_INFINITY
+                  for r in (resource.RLIMIT_AS, resource.RLIMIT_NPROC))
+    if wanted <= 1 or not (limited or wanted > (os.cpu_count() or 1)):
+        return threads
+    can = _startable_threads(wanted)
+    if can >= wanted:
+        return threads
+    # leave room: the engine's own threads and buffers need memory too
+    fallback = max(1, can // 2)
+    warn("-threads: only %d of %d threads could be started here (a memory or process "
+         "limit?); rendering with %d" % (can, wanted, fallback))
+    return fallback
+
+
 def _check_paths(cfg):
     for flag, path in (("-hkl", cfg.crystal.hkl_file), ("-mat", cfg.crystal.mat_file),
                        ("-sourcefile", cfg.beam.source_file), ("-stol", cfg.crystal.stol_file)):
         if path is None or os.path.isfile(path):
             continue
-        if os.path.isdir(path):
-            why = "it is a directory"
-        elif os.path.exists(path):
-            why = "not a regular file"
-        else:
-            why = "no such file"
-        raise NbsimError("%s: cannot read '%s' (%s)" % (flag, path, why))
+        from .io.inputs import describe
+        raise NbsimError("%s: cannot read '%s' (%s)" % (flag, path, describe(path)))
 
 
 def _check_outputs(cfg, plan=None):
@@ -388,7 +427,7 @@ def run(args, out=None, warn=_warn, hkl_cache=None, simulate=None):
     nbsim.batch passes one that assembles a frame rendered in row parts."""
     from . import api
     from .io import hkl as hkl_io
-    from .plan import MissingInputs, make_plan
+    from .plan import MissingInputs, make_plan, refuse_all_nan
 
     out = out or sys.stdout
     cfg, opts = command_config(args, warn)
@@ -398,6 +437,8 @@ def run(args, out=None, warn=_warn, hkl_cache=None, simulate=None):
     if opts["version"]:
         print("nbsim %s" % __version__, file=out)
         return 0
+    for line in opts.get("preamble", []):
+        print(line, file=out)
     _check_paths(cfg)
     if opts["engine"] is not None:
         from .engines.registry import ENGINES
@@ -418,14 +459,19 @@ def run(args, out=None, warn=_warn, hkl_cache=None, simulate=None):
     print("nbsim: detector pix0_vector= %g %g %g m; Fbeam=%g Sbeam=%g Fclose=%g Sclose=%g m; "
           "close distance %g m" % (g.pix0 + (g.fbeam, g.sbeam, g.fclose, g.sclose, g.close_distance)),
           file=sys.stderr)
+    threads = _affordable_threads(opts["threads"] or api.default_threads(), warn)
+    # the log goes to ``out`` as it is produced: the progress meter is live
+    res = (simulate or api.simulate)(cfg, engine=opts["engine"], threads=threads, plan=plan,
+                                     warn=warn, echo=out)
+    notes = opts.get("header_nonfinite")
+    refuse_all_nan(plan, res.float_image, "; " + ", ".join(notes) if notes else "")
+    # the structure-factor cache the reference writes before rendering, written once the
+    # render has succeeded, so that a refused or interrupted run leaves no file behind
     if cfg.crystal.hkl_file is not None and plan.hkl_table is not None:
         try:
             hkl_io.write_fdump(cfg.crystal.dump_file, plan.hkl_table)
         except NbsimError as exc:   # the reference only warns when it cannot cache
             warn("could not write the structure-factor cache: %s" % exc)
-    # the log goes to ``out`` as it is produced: the progress meter is live
-    res = (simulate or api.simulate)(cfg, engine=opts["engine"], threads=opts["threads"],
-                                     plan=plan, warn=warn, echo=out)
     write_outputs(res, out)
     print("nbsim: rendered by the %s engine" % res.engine, file=out)
     return 0

@@ -96,6 +96,13 @@ def printout_pixels(plan, row_start, row_stop):
                 and (plan.mask is None or plan.mask[s, f] != 0):
             return [s * plan.fpixels + f]
         return []
+    return rendered_pixel_indices(plan, row_start, row_stop)
+
+
+def rendered_pixel_indices(plan, row_start, row_stop):
+    """Indices of the pixels the reference renders (ROI and mask) in rows
+    [row_start, row_stop), in its order."""
+    x0, x1, y0, y1 = _roi_clipped(plan)
     found = []
     for s in range(max(row_start, y0), min(row_stop, y1 + 1)):
         fs = np.arange(x0, x1 + 1) if plan.mask is None \
@@ -129,6 +136,17 @@ class LoopLog:
         self._warned = False
         self._parts: List[str] = []
         self._finished = False
+        self._carry = None
+        if self.printout:
+            # values a pixel leaves unset carry over from earlier pixels, as in the
+            # reference's single thread (see nbsim.printout)
+            from .api import TRACE_FIELDS
+            from .printout import CarryOver, initial_values, interpolation_reset
+            self._carry = CarryOver(
+                TRACE_FIELDS, initial_values(plan), plan.fpixels,
+                # rows after the warning's pixel no longer reset the interpolation
+                # scratch; until the warning has fired (self._trig None), every row does
+                lambda s: interpolation_reset(plan, self._trig)(s))
 
     def _emit(self, text):
         if text:
@@ -156,6 +174,8 @@ class LoopLog:
         text = []
         if self.printout:
             from .api import printout_lines
+            self._carry.apply(trace, rendered_pixel_indices(self.plan, self._row, row_stop),
+                              trace_row * fp)
             for idx in printout_pixels(self.plan, self._row, row_stop):
                 text.append(self._flush_before(idx))
                 record = trace[idx - trace_row * fp]

@@ -371,7 +371,7 @@ def test_replace_changes_one_thing():
 
 
 def test_plan_errors_name_the_keyword():
-    with pytest.raises(NbsimError, match=r"^roi \(-roi\): .*outside the 32x32 detector"):
+    with pytest.raises(NbsimError, match=r"^roi \(-roi\): .*selects no pixel of the 32x32 detector"):
         nbsim.Simulation(cell=(50, 50, 50, 90, 90, 90), default_F=1, detpixels=32,
                          roi=((40, 50), (0, 5)), seed=1)
     with pytest.raises(NbsimError, match="nothing to render: no unit cell"):

@@ -25,6 +25,15 @@ from . import params as P
 
 
 @njit(inline="always")
+def _c_int(x):
+    """C's (int) of a double as the reference's x86-64 build does it: INT_MIN for NaN
+    and for anything outside the int range (the spot shapes then use h - INT_MIN)."""
+    if x > -2147483649.0 and x < 2147483648.0:
+        return int(x)
+    return -2147483648
+
+
+@njit(inline="always")
 def _unit(x, y, z):
     """(x, y, z) divided by its length; the zero vector stays zero."""
     mag = math.sqrt(x * x + y * y + z * z)
@@ -354,6 +363,9 @@ def _render_row(spixel, ip, dp, vecs, sources, frames, lat, lat_first, Fhkl, mas
     h0 = k0 = l0 = 0
     F_cell = F_latt = 0.0
     ax = ay = az = bx_ = by_ = bz_ = cx = cy = cz = 0.0
+    # whether this row has set them yet (-printout carries older rows' values over)
+    seen_lattice = 0.0
+    seen_F = 0.0
     for fpixel in range(fpixels):
         if fpixel < roi_xmin or fpixel > roi_xmax or spixel < roi_ymin or spixel > roi_ymax:
             continue
@@ -481,6 +493,7 @@ def _render_row(spixel, ip, dp, vecs, sources, frames, lat, lat_first, Fhkl, mas
                                               os_omega, omega_pixel)
                                 continue
                             ax = tab[m, 0]
+                            seen_lattice = 1.0
                             ay = tab[m, 1]
                             az = tab[m, 2]
                             bx_ = tab[m, 3]
@@ -496,9 +509,9 @@ def _render_row(spixel, ip, dp, vecs, sources, frames, lat, lat_first, Fhkl, mas
                             k0 = 0
                             l0 = 0
                             if need_index:
-                                h0 = int(math.ceil(h - 0.5))
-                                k0 = int(math.ceil(k - 0.5))
-                                l0 = int(math.ceil(l - 0.5))
+                                h0 = _c_int(math.ceil(h - 0.5))
+                                k0 = _c_int(math.ceil(k - 0.5))
+                                l0 = _c_int(math.ceil(l - 0.5))
                             F_latt = 1.0
                             rad_star_sqr = 0.0
                             if fast_sq:
@@ -555,6 +568,7 @@ def _render_row(spixel, ip, dp, vecs, sources, frames, lat, lat_first, Fhkl, mas
                                 F_cell = Fhkl[h0 - h_min, k0 - k_min, l0 - l_min]
                             else:
                                 F_cell = default_F
+                            seen_F = 1.0
                             if fast_sq:
                                 I += F_cell * F_cell * F_latt   # F_latt holds the square here
                             else:
@@ -606,6 +620,8 @@ def _render_row(spixel, ip, dp, vecs, sources, frames, lat, lat_first, Fhkl, mas
             t[23] = cy
             t[24] = cz
             t[25] = out[row, fpixel]
+            t[26] = seen_lattice
+            t[27] = seen_F
     omega_rows[row] = omega_row
     return omega_row
 

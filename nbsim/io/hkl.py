@@ -45,6 +45,7 @@ import numpy as np
 
 from ..errors import NbsimError
 from .atomic import atomic_write_bytes
+from .inputs import open_input, read_input
 from .cparse import C_WHITESPACE, ScanFailure, fmt_g, printable, scan_double, scan_int
 
 __all__ = ["HklTable", "read_hkl", "table_from_records", "write_fdump", "read_fdump",
@@ -83,6 +84,9 @@ class HklTable:
     F: np.ndarray = field(repr=False)
     hkls: int
     messages: list = field(default_factory=list)
+    #: (h, k, l, F) of the file's last record, which the reference's reading loops
+    #: leave in its loop variables (-printout shows them until a pixel sets them)
+    last_record: tuple = None
 
     @property
     def h_range(self):
@@ -98,11 +102,7 @@ class HklTable:
 
 
 def _read_bytes(path, kind):
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except OSError as exc:
-        raise NbsimError(f"cannot read {kind} '{os.fspath(path)}': {exc.strerror}") from None
+    return read_input(path, kind)
 
 
 def _line_tokens(line, where):
@@ -244,7 +244,8 @@ def table_from_records(h, k, l, f, default_F, where="structure factors", max_byt
     _, first_in_reversed = np.unique(flat[::-1], return_index=True)
     keep = len(flat) - 1 - first_in_reversed
     table.reshape(-1)[flat[keep]] = f[keep]
-    return HklTable(h_min, h_max, k_min, k_max, l_min, l_max, table, len(h), messages)
+    return HklTable(h_min, h_max, k_min, k_max, l_min, l_max, table, len(h), messages,
+                    (int(h[-1]), int(k[-1]), int(l[-1]), float(f[-1])))
 
 
 def format_fdump_header(table):
@@ -275,20 +276,37 @@ def read_fdump(path):
     :class:`~nbsim.errors.NbsimError`.
     """
     name = os.fspath(path)
-    raw = _read_bytes(path, "structure-factor dump")
-    values = []
-    for chunk in (raw[:4096], raw):
-        text = chunk.decode("latin-1")
-        values, pos = [], 0
+    with open_input(path, "structure-factor dump") as handle:
+        return _read_fdump(handle, name)
+
+
+def _read_fdump(handle, name):
+    # the header is six integers (scanf skips any whitespace before each): read as
+    # much of the file as it takes to find them, then only what the header promises
+    raw = handle.read(4096)
+    while True:
+        text = raw.decode("latin-1")
+        complete = False
         try:
+            values, pos = [], 0
             for _ in range(6):
                 value, pos = scan_int(text, pos)
                 values.append(value)
-            break
-        except ScanFailure:
-            if len(chunk) == len(raw):
+            complete = pos < len(raw)      # a number at the buffer's end may go on
+        except ScanFailure as fail:
+            if not (fail.eof or fail.pos >= len(text)):
                 raise NbsimError(f"structure-factor dump '{name}' does not start with "
                                  "six integers (h_min h_max k_min k_max l_min l_max)") from None
+            values = None
+        if complete:
+            break
+        more = handle.read(len(raw) or 4096)
+        if not more:
+            if values is None:
+                raise NbsimError(f"structure-factor dump '{name}' does not start with "
+                                 "six integers (h_min h_max k_min k_max l_min l_max)")
+            break
+        raw += more
     if not all(_INT_MIN <= v <= _INT_MAX for v in values):
         raise NbsimError(f"structure-factor dump '{name}': header index out of range")
     h_min, h_max, k_min, k_max, l_min, l_max = values
@@ -299,9 +317,21 @@ def read_fdump(path):
     shape = tuple(r + 1 for r in ranges)
     nbytes = shape[0] * shape[1] * shape[2] * _DOUBLE.itemsize
     after_ints = pos
+    if handle.size - after_ints < nbytes:      # refused before reading the data
+        raise NbsimError(f"structure-factor dump '{name}' is truncated: "
+                         f"{max(0, handle.size - after_ints - 2)} data bytes, expected {nbytes}")
+    # the data, and past it only as far as whitespace codes may have shifted it
+    raw += handle.read(after_ints + 2 + nbytes - len(raw))
     skip = after_ints
-    while skip < len(raw) and raw[skip] in _WS:
-        skip += 1
+    while True:
+        while skip < len(raw) and raw[skip] in _WS:
+            skip += 1
+        if skip + nbytes <= len(raw) or len(raw) >= handle.size:
+            break
+        more = handle.read(skip + nbytes - len(raw) + 4096)
+        if not more:
+            break
+        raw += more
     nominal = after_ints + 2 if raw[after_ints:after_ints + 2] == b"\n\f" else skip
     if len(raw) - nominal < nbytes:
         raise NbsimError(f"structure-factor dump '{name}' is truncated: "
