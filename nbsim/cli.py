@@ -222,10 +222,9 @@ def config_from_args(args, warn=_warn):
                                      % args[i + 1])
                 opts["nexus_data"] = args[i + 1]
             elif w == "-png_scale":
-                try:
-                    opts["png_scale"] = float(args[i + 1])
-                except ValueError:
-                    raise NbsimError("-png_scale: expected a number, got '%s'" % args[i + 1])
+                from .flags import check_number
+                check_number(w, args[i + 1])          # ASCII digits only, as C reads them
+                opts["png_scale"] = float(args[i + 1])
                 if not (opts["png_scale"] > 0.0 and math.isfinite(opts["png_scale"])):
                     raise NbsimError("-png_scale: must be a positive number of photons (got %s)"
                                      % args[i + 1])

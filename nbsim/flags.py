@@ -519,6 +519,12 @@ def _check_value(flag, word, kind):
         raise NbsimError("%s: expected an integer, got '%s'%s" % (flag, printable(word), ascii_note))
 
 
+def check_number(flag, word):
+    """A number as nanoBragg.c's atof reads one (ASCII digits only), or a one-line error
+    naming ``flag``; for nbsim's own flags that take a number."""
+    _check_value(flag, word, "f")
+
+
 def _hint(word):
     """' (did you mean ...?)' for a near miss; nanoBragg.c would ignore the word silently."""
     import difflib

@@ -96,7 +96,7 @@ def test_cbf_without_noise_holds_rounded_photons(capsys, workdir):
 def test_png_scale(capsys, workdir):
     code, out, _e = run(BASE + ["-pngfile", "a.png", "-png_scale", "5"], capsys)
     assert code == 0 and "white = 5 photons" in out
-    for bad in ("0", "-1", "nan", "x"):
+    for bad in ("0", "-1", "nan", "x", "\uff15"):   # (a full-width 5: ASCII digits only)
         code, _o, err = run(BASE + ["-pngfile", "a.png", "-png_scale", bad], capsys)
         assert code == 2
         one_line_error(err, "-png_scale")
