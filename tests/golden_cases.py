@@ -48,7 +48,7 @@ def stat_lines(text):
 # what may differ in stdout, on purpose: each program's banner line, nbsim's last line
 # naming its engine, buffer addresses (printed with %p), and the usage text itself
 _REF_BANNER = "nanoBragg nanocrystal diffraction simulator"
-_ADDRESS = re.compile(r"= 0x[0-9a-f]+$")
+ADDRESS = re.compile(r"= 0x[0-9a-f]+$", re.M)
 
 
 def stdout_lines(text, nbsim):
@@ -65,7 +65,7 @@ def stdout_lines(text, nbsim):
         if "usage: nanoBragg" in line:
             out.append(line[:line.index("usage: nanoBragg")] + "USAGE")
             break
-        out.append(_ADDRESS.sub("= ADDRESS", line))
+        out.append(ADDRESS.sub("= ADDRESS", line))
     return out
 
 
