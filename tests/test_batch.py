@@ -1,28 +1,14 @@
 """nbsim.batch: job files, frames as command lines, ranks and restarts."""
-import json
 import os
 
 import pytest
 
+from batch_jobs import mpiexec as _mpiexec, run, write_job
 from nbsim import batch, cli
 from nbsim.errors import NbsimError
 
 BASE = ("-cell 60 60 60 90 90 90 -default_F 50 -N 3 -lambda 1.2 -distance 80 "
         "-detpixels 24 -pixel 0.2 -noprogress -engine c")
-
-
-def write_job(folder, spec, name="scan.json"):
-    path = folder / name
-    path.write_text(json.dumps(spec))
-    return str(path)
-
-
-def run(job, *extra):
-    # one rank unless told otherwise; spelt out so that the test process itself never
-    # starts MPI (the mpiexec test below covers mpi4py)
-    extra = list(extra) or ["--rank", "0", "--ranks", "1"]
-    with open(os.devnull, "w") as sink:
-        return batch.run(batch.build_parser().parse_args([job] + extra), out=sink)
 
 
 def two_folders_with_job(tmp_path, spec, a, b):
@@ -217,18 +203,6 @@ def test_threads_are_shared_out_among_ranks_on_a_node(monkeypatch):
     assert batch.default_threads(16) == 1
     monkeypatch.setenv("OMPI_COMM_WORLD_LOCAL_SIZE", "4")
     assert batch.ranks_on_this_node("Open MPI") == 4
-
-
-def _mpiexec():
-    import shutil
-    import sys
-    try:
-        import mpi4py  # noqa: F401
-    except ImportError:
-        return None
-    # the launcher that belongs to this interpreter's MPI, else one on PATH
-    here = os.path.join(os.path.dirname(sys.executable), "mpiexec")
-    return here if os.path.exists(here) else shutil.which("mpiexec")
 
 
 @pytest.mark.skipif(_mpiexec() is None,

@@ -1,6 +1,5 @@
 """nbsim.batch.scanfile: one NXmx file per scan, read back with nxmx (the DIALS team's
 NXmx reader), h5py and fabio, and compared with the frames' own files and Plans."""
-import json
 import math
 import os
 import subprocess
@@ -9,9 +8,17 @@ import sys
 import numpy as np
 import pytest
 
+from batch_jobs import write_job
+from batch_jobs import run as _run
 from nbsim import batch, cli
 from nbsim.errors import NbsimError
 from nbsim.plan import make_plan
+
+
+def run(job, *extra, out=None):
+    """The job in this process, on one rank unless told, stderr discarded."""
+    return _run(job, *extra, out=out, quiet=True)
+
 
 h5py = pytest.importorskip("h5py", reason="h5py is a declared dependency of nbsim")
 nxmx = pytest.importorskip("nxmx", reason="nxmx (the DIALS NXmx reader) is installed by "
@@ -28,19 +35,6 @@ BASE = ("-cell 60 60 60 90 90 90 -default_F 50 -N 3 -lambda 1.2 -distance 90 "
         "-detpixels_f 28 -detpixels_s 20 -pixel 0.2 -Xbeam 2.1 -Ybeam 1.7 "
         "-detector_rotx 2.5 -detector_roty -3 -osc 0.25 -noprogress -engine c")
 REL = 1e-9
-
-
-def write_job(folder, spec, name="scan.json"):
-    path = folder / name
-    path.write_text(json.dumps(spec))
-    return str(path)
-
-
-def run(job, *extra, out=None):
-    extra = list(extra) or ["--rank", "0", "--ranks", "1"]
-    with open(os.devnull, "w") as sink:
-        return batch.run(batch.build_parser().parse_args([job] + extra), out=out or sink,
-                         err=sink)
 
 
 def rotation(start=-12.5, frames=4, **nexus):

@@ -2,7 +2,6 @@
 several, or mpiexec ranks) give the files of a plain ``nanoBragg`` run, byte for byte."""
 import contextlib
 import io
-import json
 import os
 import signal
 import subprocess
@@ -12,9 +11,17 @@ import numpy as np
 import pytest
 
 import golden_cases as gc
+from batch_jobs import mpiexec as _mpiexec, write_job
+from batch_jobs import run as _run
 from nbsim import batch, cli
 from nbsim.batch import split
 from nbsim.errors import NbsimError
+
+
+def run(job, *extra, out=None):
+    """The job in this process, on one rank unless told, stderr discarded."""
+    return _run(job, *extra, out=out, quiet=True)
+
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUTPUT_FLAGS = ("-floatfile", "-intfile", "-noisefile", "-pgmfile")
@@ -22,20 +29,6 @@ OUTPUT_FLAGS = ("-floatfile", "-intfile", "-noisefile", "-pgmfile")
 # the parts before, around and after that row are all exercised
 MIDFRAME = ("-cell 100 100 100 90 90 90 -hkl %s/cubic.hkl -interpolate -N 4 -lambda 1.0 "
             "-detpixels 64 -distance 120 -Xbeam 0 -Ybeam 3.2 -seed 1 -noprogress" % gc.INPUTS)
-
-
-def write_job(folder, spec, name="scan.json"):
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    path.write_text(json.dumps(spec))
-    return str(path)
-
-
-def run(job, *extra, out=None):
-    extra = list(extra) or ["--rank", "0", "--ranks", "1"]
-    with open(os.devnull, "w") as sink:
-        return batch.run(batch.build_parser().parse_args([job] + extra), out=out or sink,
-                         err=sink)
 
 
 def plain_run(folder, argv, fdump=None):
@@ -147,16 +140,6 @@ def test_interpolation_cut_off_mid_frame(tmp_path, engine, parts):
     for fname in want:
         assert got[fname] == want[fname], fname
     assert leftovers(tmp_path / "split") == []
-
-
-def _mpiexec():
-    import shutil
-    try:
-        import mpi4py  # noqa: F401
-    except ImportError:
-        return None
-    here = os.path.join(os.path.dirname(sys.executable), "mpiexec")
-    return here if os.path.exists(here) else shutil.which("mpiexec")
 
 
 @pytest.mark.skipif(_mpiexec() is None,
