@@ -4,6 +4,7 @@ import os
 import pytest
 
 from batch_jobs import mpiexec as _mpiexec, run, write_job
+from children import default_sigint
 from nbsim import batch, cli
 from nbsim.errors import NbsimError
 
@@ -263,6 +264,7 @@ def start_batch(job, *extra, **popen):
     import subprocess
     import sys
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    popen.setdefault("preexec_fn", default_sigint)
     return subprocess.Popen([sys.executable, "-m", "nbsim.batch", job, *extra], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
 

@@ -10,6 +10,8 @@ import time
 
 import pytest
 
+from children import default_sigint
+
 from nbsim import api
 from nbsim.cli import config_from_args
 
@@ -36,7 +38,7 @@ def test_sigint_stops_a_long_render(engine, tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "nbsim"] + LONG
                             + ["-engine", engine, "-threads", "2"],
                             cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env=env)
+                            text=True, env=env, preexec_fn=default_sigint)
     lines = queue.Queue()
     threading.Thread(target=_lines, args=(proc.stdout, lines), daemon=True).start()
     try:
