@@ -22,8 +22,8 @@ from cffi import FFI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-SOURCES = ("nbsim_kernel.c", "nbsim_aux.c")
-HEADERS = ("nbsim_kernel.h", "nbsim_aux.h", "nbsim_fast_simd.h")
+SOURCES = ("nbsim_kernel.c", "nbsim_fast.c", "nbsim_aux.c")
+HEADERS = ("nbsim_kernel.h", "nbsim_aux.h", "nbsim_fast.h", "nbsim_fast_simd.h")
 
 
 def cdef_from_headers(names=("nbsim_kernel.h", "nbsim_aux.h")):
