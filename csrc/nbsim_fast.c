@@ -198,7 +198,6 @@ static double sinc3_fast(double x)
 static double exp_fast(double a)
 {
     double tt, kd, r, p;
-    int i;
     if (!(a >= EXP_POLY_MIN && a <= EXP_POLY_MAX)) {
         if (a < EXP_ZERO_BELOW)
             return 0.0;
@@ -207,9 +206,16 @@ static double exp_fast(double a)
     tt = a * LOG2E + MAGIC;
     kd = tt - MAGIC;
     r = (a - kd * LN2_HI) - kd * LN2_LO;
-    p = EXP_R[9];
-    for (i = 8; i >= 0; i--)
-        p = p * r + EXP_R[i];
+    {   /* the polynomial in Estrin's form (short dependency chains) */
+        double r2 = r * r;
+        double r4 = r2 * r2;
+        double q0 = EXP_R[0] + EXP_R[1] * r;
+        double q1 = EXP_R[2] + EXP_R[3] * r;
+        double q2 = EXP_R[4] + EXP_R[5] * r;
+        double q3 = EXP_R[6] + EXP_R[7] * r;
+        double q4 = EXP_R[8] + EXP_R[9] * r;
+        p = ((q0 + q1 * r2) + (q2 + q3 * r2) * r4) + q4 * (r4 * r4);
+    }
     p = 1.0 + r + r * r * p;
     return ldexp(p, (int)kd);   /* exact: the result is a normal number */
 }

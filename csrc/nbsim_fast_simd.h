@@ -49,6 +49,16 @@ FS_INLINE FS(vd) FS(sel)(FS(vi) mask, FS(vd) a, FS(vd) b)
 #error "FS_LANES must be 2, 4 or 8"
 #endif
 
+/* nonzero when any lane of the mask is set */
+FS_INLINE int64_t FS(any)(FS(vi) mask)
+{
+    int64_t any = 0;
+    int i;
+    for (i = 0; i < FS_LANES; i++)
+        any |= mask[i];
+    return any;
+}
+
 FS_INLINE FS(vd) FS(bcast)(double x)
 {
     FS(vd) v = FS_SPLAT(x);
@@ -213,12 +223,6 @@ FS_INLINE FS(vd) FS(sinc3)(FS(vd) x, FS(vi) *redo)
     FS(vi) q, odd;
     int i;
 
-    t = x * x;
-    p = FS(bcast)(SINC3_SERIES[0]);
-    for (i = 1; i < 8; i++)
-        p = p * t + SINC3_SERIES[i];
-    series = 1.0 + t * p;
-
     tt = x * TWO_OVER_PI + MAGIC;
     n = tt - MAGIC;
     r = ((x - n * PIO2_1) - n * PIO2_2) - n * PIO2_3;
@@ -241,6 +245,13 @@ FS_INLINE FS(vd) FS(sinc3)(FS(vd) x, FS(vi) *redo)
     direct = 3.0 * (sx / x - cx) / (x * x);
 
     *redo = ~(x < SINC3_LIBM_ABOVE);     /* (NaN included) */
+    if (!FS(any)(x < SINC3_SERIES_BELOW))
+        return direct;
+    t = x * x;
+    p = FS(bcast)(SINC3_SERIES[0]);
+    for (i = 1; i < 8; i++)
+        p = p * t + SINC3_SERIES[i];
+    series = 1.0 + t * p;
     return FS(sel)(x < SINC3_SERIES_BELOW, series, direct);
 }
 
@@ -251,11 +262,15 @@ FS_INLINE FS(vd) FS(exp)(FS(vd) a, FS(vi) *redo)
     FS(vd) tt = a * LOG2E + MAGIC;
     FS(vd) kd = tt - MAGIC;
     FS(vd) r = (a - kd * LN2_HI) - kd * LN2_LO;
-    FS(vd) p = FS(bcast)(EXP_R[9]);
+    FS(vd) r2 = r * r;
+    FS(vd) r4 = r2 * r2;
+    FS(vd) q0 = EXP_R[0] + EXP_R[1] * r;
+    FS(vd) q1 = EXP_R[2] + EXP_R[3] * r;
+    FS(vd) q2 = EXP_R[4] + EXP_R[5] * r;
+    FS(vd) q3 = EXP_R[6] + EXP_R[7] * r;
+    FS(vd) q4 = EXP_R[8] + EXP_R[9] * r;
+    FS(vd) p = ((q0 + q1 * r2) + (q2 + q3 * r2) * r4) + q4 * (r4 * r4);
     FS(vi) scale;
-    int i;
-    for (i = 8; i >= 0; i--)
-        p = p * r + EXP_R[i];
     p = 1.0 + r + r * r * p;
     /* 2**k from k = bits(tt) - bits(1.5 * 2**52): exact, as ldexp for normal results */
     scale = (((FS(vi))tt - (FS(vi))magic) + 1023) << 52;
@@ -439,9 +454,11 @@ static double FS(fast_eval)(const fast_shape_t *P, const fast_table_t *T,
             break;
         }
         }
-        for (i = 0; i < FS_LANES; i++)
-            if (redo[i])
-                f[i] = shape_latt(P, h[i], k[i], l[i]);
+        /* lanes whose argument is outside the polynomials' range: libm, as scalar */
+        if (FS(any)(redo))
+            for (i = 0; i < FS_LANES; i++)
+                if (redo[i])
+                    f[i] = shape_latt(P, h[i], k[i], l[i]);
         if (want_sum)
             FS(accumulate)(acc, f, j, total);
         else

@@ -354,16 +354,15 @@ def _exp_fast(a):
     tt = a * _LOG2E + _MAGIC
     kd = tt - _MAGIC
     r = (a - kd * _LN2_HI) - kd * _LN2_LO
-    p = _EXP_R[9]
-    p = p * r + _EXP_R[8]
-    p = p * r + _EXP_R[7]
-    p = p * r + _EXP_R[6]
-    p = p * r + _EXP_R[5]
-    p = p * r + _EXP_R[4]
-    p = p * r + _EXP_R[3]
-    p = p * r + _EXP_R[2]
-    p = p * r + _EXP_R[1]
-    p = p * r + _EXP_R[0]
+    # the polynomial in Estrin's form (short dependency chains)
+    r2 = r * r
+    r4 = r2 * r2
+    q0 = _EXP_R[0] + _EXP_R[1] * r
+    q1 = _EXP_R[2] + _EXP_R[3] * r
+    q2 = _EXP_R[4] + _EXP_R[5] * r
+    q3 = _EXP_R[6] + _EXP_R[7] * r
+    q4 = _EXP_R[8] + _EXP_R[9] * r
+    p = ((q0 + q1 * r2) + (q2 + q3 * r2) * r4) + q4 * (r4 * r4)
     p = 1.0 + r + r * r * p
     return math.ldexp(p, int(kd))     # exact: the result is a normal number
 
