@@ -127,9 +127,35 @@ def _pixel_passes_dmin(plan, s, f, vecs, dmin):
     return False
 
 
-# below this many inner evaluations "auto" prefers the C engine when it is built: the
-# engines give the same bits, and C starts without importing Numba or loading its cache
-SMALL_JOB_EVALUATIONS = 2.0e7
+# "auto": the engine that is expected to finish first.  Render time per inner
+# evaluation on one thread, in ns, (C engine, Numba engine), by workload class, as
+# measured with bench/engine_classes.py (5 alternating repeats, smallest CPU time;
+# W2's crystal at 128x128 pixels, the square parity row at 256x256) on this
+# project's 2-core AMD EPYC machine with AVX-512, on 2026-12-01; the commands and
+# the full table are in bench/RESULTS-2026-12-01.txt.  With 2 threads the ratios
+# are the same within 4% (both engines hand out rows dynamically).
+_NS_PER_EVALUATION = {
+    # (-fast, shape): (C, Numba)
+    (False, Shape.SQUARE): (76.2, 76.4),
+    (False, Shape.ROUND): (46.5, 42.0),
+    (False, Shape.GAUSS): (24.9, 22.9),
+    (False, Shape.TOPHAT): (16.6, 13.1),
+    (True, Shape.SQUARE): (3.4, 19.5),
+    (True, Shape.ROUND): (6.8, 27.7),
+    (True, Shape.GAUSS): (5.5, 28.8),
+    (True, Shape.TOPHAT): (3.1, 10.6),
+}
+# ... plus this much when F comes from an hkl table or from tricubic interpolation
+# (whose cost includes the probe pass that finds where interpolation stops)
+_F_NS_PER_EVALUATION = {
+    (False, "hkl"): (0.0, 0.0),
+    (False, "interpolate"): (152.5, 227.5),
+    (True, "hkl"): (4.4, 3.6),
+    (True, "interpolate"): (43.0, 53.5),
+}
+# A process that renders with Numba pays for importing Numba and loading its cached
+# kernels: a whole 64x64 run takes 0.52 s with -engine numba and 0.16 s with -engine c.
+NUMBA_EXTRA_START_S = 0.36
 
 
 def evaluations(plan: Plan) -> float:
@@ -141,15 +167,35 @@ def evaluations(plan: Plan) -> float:
             * len(plan.sources) * plan.phisteps * plan.lattice_table.shape[1])
 
 
-def choose_engine(plan: Plan, engine=None, warn=None):
-    """Resolve "auto": the C engine for small jobs and for -fast (it starts faster and its
-    -fast path has hand-vectorised code), Numba for the rest; both give the same bits."""
+def engine_estimates(plan: Plan, threads=None):
+    """Expected seconds for each engine to render this plan (start-up included), from
+    the measured costs above.  ``threads`` None means every core."""
+    import os
+    import sys
+    fast = bool(plan.config.sampling.fast)
+    c_ns, numba_ns = _NS_PER_EVALUATION[(fast, plan.config.crystal.shape)]
+    source = "interpolate" if plan.interpolate else "hkl" if plan.hkls else None
+    if source:
+        extra_c, extra_numba = _F_NS_PER_EVALUATION[(fast, source)]
+        c_ns += extra_c
+        numba_ns += extra_numba
+    n = evaluations(plan) / max(1, threads or os.cpu_count() or 1)
+    # once Numba's kernels are loaded in this process, its start-up is paid
+    numba_start = 0.0 if "nbsim.engines.numba_engine" in sys.modules else NUMBA_EXTRA_START_S
+    return {"c": n * c_ns * 1e-9, "numba": numba_start + n * numba_ns * 1e-9}
+
+
+def choose_engine(plan: Plan, engine=None, warn=None, threads=None):
+    """Resolve "auto" to the engine expected to finish first (engine_estimates; ties go
+    to C).  C wins every -fast job and every small job; Numba only large parity jobs
+    with round, Gaussian or top-hat crystals.  Both engines give the same bits; without
+    Numba "auto" is C, and without the C extension it is Numba."""
     import os
     asked = (engine or os.environ.get("NBSIM_ENGINE") or "auto").strip().lower()
-    if asked == "auto" and (plan.config.sampling.fast
-                            or evaluations(plan) < SMALL_JOB_EVALUATIONS) \
-            and registry.c_status()[0]:
-        return "c"
+    if asked == "auto" and registry.c_status()[0]:
+        est = engine_estimates(plan, threads)
+        if est["c"] <= est["numba"]:
+            return "c"
     return registry.resolve(asked, warn=warn)
 
 
@@ -201,9 +247,9 @@ def default_threads():
 
 def render(plan: Plan, engine="auto", threads=None, warn=None, trace=False) -> Rendered:
     """Run the pixel loop (twice when interpolation may switch itself off)."""
-    name = choose_engine(plan, engine, warn=warn)
     if threads is None:
         threads = default_threads()
+    name = choose_engine(plan, engine, warn=warn, threads=threads)
     if trace and name == "c":
         name = "numba"
     ip, dp, vecs, mask = pack_plan(plan)
