@@ -652,7 +652,7 @@ def test_fast_eval_flavours_equal_numba(shape, N, M):
     fp[:4] = (*N, dp[P.D_FUDGE])
     fp[nk._F_FP_AS:] = vecs[6:9].ravel()
     for n in (1, 2, len(sc)):
-        buf = np.zeros((4, n * M))
+        buf = np.zeros((nk._FAST_ROWS, n * M))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             want = nk._fast_eval(SHAPES[shape], fp, tT, sc, n, buf, True)
@@ -660,7 +660,7 @@ def test_fast_eval_flavours_equal_numba(shape, N, M):
             got, out, used = c_engine.fast_eval(ip, dp, vecs, tT, sc[:n], flavour=flavour)
             assert used == flavour
             assert _same_or_nan(np.array([got]), np.array([want])), (flavour, n, got, want)
-            assert _same_or_nan(out, buf), (flavour, n)
+            assert _same_or_nan(out, buf[:4]), (flavour, n)
 
 
 @needs_numba

@@ -395,12 +395,19 @@ def _fast_latt(shape, h, k, l, fp):
     return Na * Nb * Nc * inside
 
 
+# rows of the -fast batch buffer: h, k, l, F_latt, then work space
+_FAST_ROWS = 9
+
+
 @njit
 def _fast_eval(shape, fp, tT, sc, n, buf, want_sum):
     """-fast for n scattering vectors sc[n, 3] in every (phi, domain) entry of the
     transposed lattice table tT[9, M]: Miller indices to buf[0:3, :n*M] (source-major,
-    the exact loop's order), F_latt to buf[3, :n*M]. Returns the sum of F_latt**2 in
-    the fixed order of ``_sum_squares`` when want_sum, else 0."""
+    the exact loop's order), F_latt to buf[3, :n*M] (buf has _FAST_ROWS rows). Returns
+    the sum of F_latt**2 in the fixed order of ``_sum_squares`` when want_sum, else 0.
+
+    The square crystal's factors are built axis by axis over the whole batch (the
+    same operations per entry as _square_latt), which lets the loops vectorise."""
     M = tT.shape[1]
     for s in range(n):
         sx = sc[s, 0]
@@ -412,8 +419,44 @@ def _fast_eval(shape, fp, tT, sc, n, buf, want_sum):
             buf[1, base + m] = tT[3, m] * sx + tT[4, m] * sy + tT[5, m] * sz
             buf[2, base + m] = tT[6, m] * sx + tT[7, m] * sy + tT[8, m] * sz
     total = n * M
-    for j in range(total):
-        buf[3, j] = _fast_latt(shape, buf[0, j], buf[1, j], buf[2, j], fp)
+    if shape == P.SHAPE_SQUARE:
+        num = buf[4]
+        den = buf[5]
+        t = buf[6]
+        u0 = buf[7]
+        u1 = buf[8]
+        for j in range(total):
+            num[j] = 1.0
+            den[j] = 1.0
+        for axis in range(3):
+            N = fp[_F_FP_NA + axis]
+            x = buf[axis]
+            if N <= 1.0:
+                continue          # a factor (1, 1): the products stay as they are
+            if N <= _NCHEB:
+                for j in range(total):
+                    t[j] = _two_cospi(x[j] - _round_int(x[j]))
+                    u0[j] = 1.0
+                    u1[j] = t[j]
+                i = 2.0
+                while i < N:
+                    for j in range(total):
+                        u2 = t[j] * u1[j] - u0[j]
+                        u0[j] = u1[j]
+                        u1[j] = u2
+                    i += 1.0
+                for j in range(total):
+                    num[j] = num[j] * u1[j]
+            else:
+                for j in range(total):
+                    a, b = _axis_parts(x[j], N)
+                    num[j] = num[j] * a
+                    den[j] = den[j] * b
+        for j in range(total):
+            buf[3, j] = num[j] / den[j]
+    else:
+        for j in range(total):
+            buf[3, j] = _fast_latt(shape, buf[0, j], buf[1, j], buf[2, j], fp)
     if want_sum:
         return _sum_squares(buf[3], total)
     return 0.0
@@ -422,11 +465,34 @@ def _fast_eval(shape, fp, tT, sc, n, buf, want_sum):
 @njit
 def _sum_squares(v, n):
     """sum of v[:n]**2: entry j goes to partial sum j % 8, in order; then pairs."""
-    acc = np.zeros(_SUM_LANES)
-    for j in range(n):
-        x = v[j]
-        acc[j % _SUM_LANES] += x * x
-    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+    j = 0
+    while j + 8 <= n:
+        s0 += v[j] * v[j]
+        s1 += v[j + 1] * v[j + 1]
+        s2 += v[j + 2] * v[j + 2]
+        s3 += v[j + 3] * v[j + 3]
+        s4 += v[j + 4] * v[j + 4]
+        s5 += v[j + 5] * v[j + 5]
+        s6 += v[j + 6] * v[j + 6]
+        s7 += v[j + 7] * v[j + 7]
+        j += 8
+    r = n - j
+    if r > 0:
+        s0 += v[j] * v[j]
+    if r > 1:
+        s1 += v[j + 1] * v[j + 1]
+    if r > 2:
+        s2 += v[j + 2] * v[j + 2]
+    if r > 3:
+        s3 += v[j + 3] * v[j + 3]
+    if r > 4:
+        s4 += v[j + 4] * v[j + 4]
+    if r > 5:
+        s5 += v[j + 5] * v[j + 5]
+    if r > 6:
+        s6 += v[j + 6] * v[j + 6]
+    return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
 
 
 @njit(inline="always")
@@ -627,7 +693,7 @@ def _render_row(spixel, ip, dp, vecs, sources, frames, lat, lat_first, Fhkl, mas
     tT_main = np.ascontiguousarray(tab_main.T) if fast else np.empty((9, 1))
     tT_first = np.ascontiguousarray(tab_first.T) if fast else np.empty((9, 1))
     scb = np.empty((max(nsources, 1), 3))
-    fbuf = np.empty((4, max(nsources * M, 1) if fast else 1))
+    fbuf = np.empty((_FAST_ROWS, max(nsources * M, 1) if fast else 1))
     last = np.zeros(NF_LAST)
 
     pixel_size = dp[P.D_PIXEL_SIZE]
