@@ -129,33 +129,34 @@ def _pixel_passes_dmin(plan, s, f, vecs, dmin):
 
 # "auto": the engine that is expected to finish first.  Render time per inner
 # evaluation on one thread, in ns, (C engine, Numba engine), by workload class, as
-# measured with bench/engine_classes.py (5 alternating repeats, smallest CPU time;
-# W2's crystal at 128x128 pixels, the square parity row at 256x256) on this
-# project's 2-core AMD EPYC machine with AVX-512, on 2026-12-01; the commands and
-# the full table are in bench/RESULTS-2026-12-01.txt.  With 2 threads the ratios
-# are the same within 4% (both engines hand out rows dynamically).
+# measured with `python bench/engine_classes.py --pixels 128 --repeats 5` (5
+# alternating repeats, smallest CPU time; the square rows with --pixels 256) on this
+# project's 2-core AMD EPYC machine with AVX-512 on 2026-12-01; the output is in
+# bench/RESULTS-2026-12-01.txt.  With 2 threads the ratios stay within a few per cent
+# (both engines hand out rows dynamically).
 _NS_PER_EVALUATION = {
     # (-fast, shape): (C, Numba)
-    (False, Shape.SQUARE): (76.2, 76.4),
-    (False, Shape.ROUND): (46.5, 42.0),
-    (False, Shape.GAUSS): (24.9, 22.9),
-    (False, Shape.TOPHAT): (16.6, 13.1),
-    (True, Shape.SQUARE): (3.4, 19.5),
-    (True, Shape.ROUND): (6.8, 27.7),
-    (True, Shape.GAUSS): (5.5, 28.8),
-    (True, Shape.TOPHAT): (3.1, 10.6),
+    (False, Shape.SQUARE): (78.2, 80.8),
+    (False, Shape.ROUND): (46.2, 44.0),
+    (False, Shape.GAUSS): (25.6, 23.4),
+    (False, Shape.TOPHAT): (16.9, 13.3),
+    (True, Shape.SQUARE): (3.5, 7.4),
+    (True, Shape.ROUND): (7.4, 26.0),
+    (True, Shape.GAUSS): (5.7, 26.8),
+    (True, Shape.TOPHAT): (3.2, 11.0),
 }
 # ... plus this much when F comes from an hkl table or from tricubic interpolation
-# (whose cost includes the probe pass that finds where interpolation stops)
+# (whose cost includes the probe pass that finds where interpolation stops); a table
+# lookup in parity mode costs nothing measurable (-1 to +4 ns, within the noise)
 _F_NS_PER_EVALUATION = {
     (False, "hkl"): (0.0, 0.0),
-    (False, "interpolate"): (152.5, 227.5),
-    (True, "hkl"): (4.4, 3.6),
-    (True, "interpolate"): (43.0, 53.5),
+    (False, "interpolate"): (154.8, 232.2),
+    (True, "hkl"): (4.4, 4.8),
+    (True, "interpolate"): (42.2, 43.2),
 }
 # A process that renders with Numba pays for importing Numba and loading its cached
-# kernels: a whole 64x64 run takes 0.52 s with -engine numba and 0.16 s with -engine c.
-NUMBA_EXTRA_START_S = 0.36
+# kernels: a whole 64x64 run takes 0.44 s with -engine numba and 0.11 s with -engine c.
+NUMBA_EXTRA_START_S = 0.33
 
 
 def evaluations(plan: Plan) -> float:
