@@ -406,8 +406,9 @@ def _fast_eval(shape, fp, tT, sc, n, buf, want_sum):
     the exact loop's order), F_latt to buf[3, :n*M] (buf has _FAST_ROWS rows). Returns
     the sum of F_latt**2 in the fixed order of ``_sum_squares`` when want_sum, else 0.
 
-    The square crystal's factors are built axis by axis over the whole batch (the
-    same operations per entry as _square_latt), which lets the loops vectorise."""
+    The square crystal's factors of a batch of 16 entries or more are built axis by
+    axis over the whole batch (the same operations per entry as _square_latt), which
+    lets the loops vectorise."""
     M = tT.shape[1]
     for s in range(n):
         sx = sc[s, 0]
@@ -419,7 +420,7 @@ def _fast_eval(shape, fp, tT, sc, n, buf, want_sum):
             buf[1, base + m] = tT[3, m] * sx + tT[4, m] * sy + tT[5, m] * sz
             buf[2, base + m] = tT[6, m] * sx + tT[7, m] * sy + tT[8, m] * sz
     total = n * M
-    if shape == P.SHAPE_SQUARE:
+    if shape == P.SHAPE_SQUARE and total >= 16:
         num = buf[4]
         den = buf[5]
         t = buf[6]
