@@ -203,3 +203,16 @@ def test_fast_sum_order_is_fixed():
         acc[j % 8] += x * x
     want = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]))
     assert nk._sum_squares(v, len(v)) == want
+
+
+def test_polynomial_constants_are_the_derived_ones():
+    """csrc/fast_coeffs.py derives the constants both engines hold (needs mpmath, a
+    development tool that nbsim itself does not depend on)."""
+    pytest.importorskip("mpmath", reason="csrc/fast_coeffs.py computes in mpmath")
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        "fast_coeffs", os.path.join(ROOT, "csrc", "fast_coeffs.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    for name, value in mod.derive().items():
+        assert getattr(nk, "_" + name) == value, name
