@@ -12,12 +12,10 @@
  *   - the libm functions are the double versions (sin, cos, exp, sqrt, atan2,
  *     floor, ceil), which are the ones Numba calls as well.
  *
- * -fast (ip[NBSIM_I_FAST]) follows the Numba kernel's -fast helpers operation by
- * operation too: the polynomial sines, the rounding by adding and subtracting
- * 1.5 * 2**52 (which the compiler may not fold without -ffast-math), and sums in a
- * fixed order.  Its one costly element-wise loop runs in explicit SIMD vectors
- * (nbsim_fast_simd.h, one flavour per instruction set, chosen at run time); lane-
- * wise IEEE arithmetic without FMA gives the scalar code's bits at any width.
+ * -fast (ip[NBSIM_I_FAST]): a sub-pixel's sources are evaluated as one batch by
+ * nbsim_fast.c (the Numba kernel's -fast section, operation by operation, in SIMD
+ * vectors chosen at run time), and fast_source_terms below takes the exact loop's
+ * per-term steps on the batch's F_latt, in the exact loop's order.
  *
  * Parallelism: one OpenMP task per slow row.  A row depends only on the inputs,
  * never on another row, so any thread count gives the same image.

@@ -123,7 +123,7 @@ int nbsim_render(const int64_t *ip, const double *dp, const double *vecs,
 /* The layout this library was compiled with: NBSIM_N_INTS, NBSIM_N_REALS. */
 void nbsim_layout(int64_t *n_ints, int64_t *n_reals);
 
-/* The SIMD flavour the -fast lattice sums use here: "avx512", "avx2", "sse2",
+/* The SIMD flavour -fast's batch evaluation uses here: "avx512", "avx2", "sse2",
  * "generic" or "scalar" (environment variable NBSIM_SIMD may ask for a narrower
  * one; all give the same bits). */
 const char *nbsim_simd_flavour(void);

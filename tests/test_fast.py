@@ -216,3 +216,21 @@ def test_polynomial_constants_are_the_derived_ones():
     spec.loader.exec_module(mod)
     for name, value in mod.derive().items():
         assert getattr(nk, "_" + name) == value, name
+
+
+@pytest.mark.parametrize("extra", ["", "-round_xtal -hkl %s -interpolate" % WIDE])
+def test_printout_under_fast_shows_the_pixels_last_evaluation(extra):
+    """-printout's values under -fast: the same indices and cell as parity mode, and
+    the F_latt of -fast (equal up to its sign and far below float precision)."""
+    from nbsim.api import TRACE_FIELDS
+    args = BASE + ("-N 5 " + MOSAIC + extra).split()
+    got = {}
+    for mode in ("parity", "fast"):
+        plan = make_plan(config_from_args(args + (["-fast"] if mode == "fast" else []))[0])
+        got[mode] = dict(zip(TRACE_FIELDS, render(plan, trace=True).trace[12 * 32 + 10]))
+    for name in ("h", "k", "l", "h0", "k0", "l0", "ax", "by", "cz", "polar", "omega"):
+        assert got["fast"][name] == got["parity"][name], name
+    assert got["parity"]["F_latt"] != 0.0 and got["parity"]["I"] > 0.0
+    assert abs(abs(got["fast"]["F_latt"]) - abs(got["parity"]["F_latt"])) \
+        <= 1e-9 * abs(got["parity"]["F_latt"])
+    assert got["fast"]["F_cell"] == pytest.approx(got["parity"]["F_cell"], rel=1e-12)

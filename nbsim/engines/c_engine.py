@@ -71,7 +71,7 @@ def have_openmp():
 
 
 def simd_flavour():
-    """The instruction set of the -fast lattice sums: "avx512", "avx2", "sse2",
+    """The instruction set of -fast's batch evaluation: "avx512", "avx2", "sse2",
     "generic" or "scalar" (``NBSIM_SIMD`` may ask for a narrower one; same bits)."""
     _require()
     return ffi.string(lib.nbsim_simd_flavour()).decode("ascii")
