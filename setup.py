@@ -18,10 +18,17 @@ setup(
     long_description_content_type="text/markdown",
     packages=find_packages(include=["nbsim", "nbsim.*"]),
     python_requires=">=3.9",
-    install_requires=["numpy", "numba", "cffi>=1.15", "tifffile"],
+    # h5py (+ hdf5plugin's Bitshuffle/LZ4; gzip without it, several times slower):
+    # -nexusfile; fabio: -cbffile; Pillow: the lettering of nb-compare's figures
+    install_requires=["numpy", "numba", "cffi>=1.15", "tifffile", "h5py>=3.0",
+                      "hdf5plugin>=4.0", "fabio>=0.14", "pillow>=10.1",
+                      'tomli; python_version<"3.11"'],
     setup_requires=["cffi>=1.15"] if cffi_modules else [],
     cffi_modules=cffi_modules,
-    extras_require={"test": ["pytest"], "mpi": ["mpi4py"]},
+    # test: the field's own readers the output tests use (README's test command and
+    # .ci/run install the same)
+    extras_require={"test": ["pytest", "nxmx>=0.0.5", "cfelpyutils>=2.0"],
+                    "mpi": ["mpi4py"], "examples": ["matplotlib"]},
     entry_points={"console_scripts": [
         "nanoBragg = nbsim.cli:console_main",
         "nbsim = nbsim.cli:console_main",

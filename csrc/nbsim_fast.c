@@ -227,9 +227,9 @@ static double shape_latt(const fast_shape_t *P, double h, double k, double l)
     double dh, dk, dl, dhx, dhy, dhz, rad_star_sqr, inside;
     if (P->shape == NBSIM_SHAPE_SQUARE)
         return square_latt(h, k, l, Na, Nb, Nc);
-    dh = h - fast_ceil_int(h - 0.5);
-    dk = k - fast_ceil_int(k - 0.5);
-    dl = l - fast_ceil_int(l - 0.5);
+    dh = h - fast_nearest_c(h);
+    dk = k - fast_nearest_c(k);
+    dl = l - fast_nearest_c(l);
     if (P->shape == NBSIM_SHAPE_ROUND) {
         double hrad_sqr = dh * dh * Na * Na + dk * dk * Nb * Nb + dl * dl * Nc * Nc;
         return Na * Nb * Nc * ROUND_SCALE * sinc3_fast(M_PI * sqrt(hrad_sqr * P->fudge));

@@ -69,6 +69,17 @@ static inline double fast_ceil_int(double y)
     return r + (r < y ? 1.0 : 0.0);
 }
 
+/* _nearest_c: the exact path's nearest whole index as_c_int(ceil(x - 0.5)), as a
+ * double: INT_MIN for NaN and for indices beyond the int range (where
+ * fast_ceil_int would be inexact). */
+static inline double fast_nearest_c(double x)
+{
+    const double y = x - 0.5;
+    if (y > -2147483649.0 && y <= 2147483647.0)
+        return fast_ceil_int(y);
+    return -2147483648.0;
+}
+
 /* _tricubic_fast over Fhkl[.][fk][fl] offset by (h_min, k_min, l_min). */
 double fast_tricubic(const double *Fhkl, int64_t fk, int64_t fl,
                      int64_t h_min, int64_t k_min, int64_t l_min,

@@ -278,12 +278,20 @@ FS_INLINE FS(vd) FS(exp)(FS(vd) a, FS(vi) *redo)
     return p * (FS(vd))(scale & ~*redo);
 }
 
-/* h - ceil(h - 0.5) for the three indices */
+/* fast_nearest_c lane-wise (NaN fails both comparisons: INT_MIN) */
+FS_INLINE FS(vd) FS(nearest_c)(FS(vd) x)
+{
+    FS(vd) y = x - 0.5;
+    FS(vi) in_int = (y > -2147483649.0) & (y <= 2147483647.0);
+    return FS(sel)(in_int, FS(ceil_int)(y), FS(bcast)(-2147483648.0));
+}
+
+/* h - h0 with the exact path's nearest whole indices, for the three indices */
 FS_INLINE void FS(offsets)(FS(vd) h, FS(vd) k, FS(vd) l, FS(vd) *dh, FS(vd) *dk, FS(vd) *dl)
 {
-    *dh = h - FS(ceil_int)(h - 0.5);
-    *dk = k - FS(ceil_int)(k - 0.5);
-    *dl = l - FS(ceil_int)(l - 0.5);
+    *dh = h - FS(nearest_c)(h);
+    *dk = k - FS(nearest_c)(k);
+    *dl = l - FS(nearest_c)(l);
 }
 
 FS_INLINE FS(vd) FS(rad_star_sqr)(const fast_shape_t *P, FS(vd) dh, FS(vd) dk, FS(vd) dl)

@@ -50,6 +50,7 @@ typedef struct {
     int64_t os_thick, os_polar, os_omega, nopolar, shape, interpolate, hkls;
     int64_t h_min, h_max, k_min, k_max, l_min, l_max, h_range, k_range, l_range;
     int64_t first_pixel, trig_pixel, trig_ord, probe;
+    int64_t row_start, row_stop;    /* rows rendered; outputs start at row_start */
 
     double pixel_size, subpixel_size, thickstep, detector_thick, mu;
     double distance, close_distance, kahn, dmin, Na, Nb, Nc, fudge;
@@ -157,6 +158,15 @@ static inline double per_term(const kernel_t *K, double I, double capture_fracti
     return I;
 }
 
+/* The reference keeps the nearest whole index in a C int: (int) of a double outside
+ * the int range, or of NaN, is INT_MIN on x86-64 (cvttsd2si), and the spot shapes then
+ * use h - INT_MIN. Applied to the 64-bit conversion (which gives INT64_MIN for those):
+ * any value that is not an int becomes INT_MIN. */
+static inline int64_t as_c_int(int64_t v)
+{
+    return v == (int64_t)(int32_t)v ? v : INT32_MIN;
+}
+
 static inline double sincg(double x, double n)
 {
     if (x == 0.0)
@@ -236,9 +246,9 @@ static int fast_source_terms(const kernel_t *K, const scratch_t *W, const fast_t
     for (j = 0; j < total; j++) {
         const double h = buf[j], k = buf[cap + j], l = buf[2 * cap + j];
         const double F_latt = buf[3 * cap + j];
-        const int64_t h0 = (int64_t)fast_ceil_int(h - 0.5);
-        const int64_t k0 = (int64_t)fast_ceil_int(k - 0.5);
-        const int64_t l0 = (int64_t)fast_ceil_int(l - 0.5);
+        const int64_t h0 = (int64_t)fast_nearest_c(h);
+        const int64_t k0 = (int64_t)fast_nearest_c(k);
+        const int64_t l0 = (int64_t)fast_nearest_c(l);
         double F_cell;
         int do_interp = 0;
 
@@ -253,8 +263,9 @@ static int fast_source_terms(const kernel_t *K, const scratch_t *W, const fast_t
                         || (k - 2.0 < (double)K->k_min)
                         || (l - (double)K->l_min + 3.0) > (double)K->l_range
                         || (l - 2.0 < (double)K->l_min)) {
-                    int64_t *pi = K->probe_i + spixel * 2;
-                    double *pd = K->probe_d + spixel * 6;
+                    /* the probe arrays hold rows [row_start, row_stop) only */
+                    int64_t *pi = K->probe_i + (spixel - K->row_start) * 2;
+                    double *pd = K->probe_d + (spixel - K->row_start) * 6;
                     pi[0] = fpixel;
                     pi[1] = *ordinal;
                     pd[0] = h;
@@ -304,6 +315,8 @@ static void render_row(const kernel_t *K, const scratch_t *W, int64_t spixel)
     const double ax0 = K->ax0, ax1 = K->ax1, ax2 = K->ax2;
     double omega_row = 0.0;
     int64_t fpixel;
+    /* the outputs hold rows [row_start, row_stop) only */
+    const int64_t out_row = spixel - K->row_start;
 
     for (fpixel = 0; fpixel < fpixels; fpixel++) {
         int64_t imgidx, ordinal, interp_until, thick_tic;
@@ -475,9 +488,9 @@ static void render_row(const kernel_t *K, const scratch_t *W, int64_t spixel)
                                 double h = L[0] * scx + L[1] * scy + L[2] * scz;
                                 double k = L[3] * scx + L[4] * scy + L[5] * scz;
                                 double l = L[6] * scx + L[7] * scy + L[8] * scz;
-                                int64_t h0 = (int64_t)ceil(h - 0.5);
-                                int64_t k0 = (int64_t)ceil(k - 0.5);
-                                int64_t l0 = (int64_t)ceil(l - 0.5);
+                                int64_t h0 = as_c_int((int64_t)ceil(h - 0.5));
+                                int64_t k0 = as_c_int((int64_t)ceil(k - 0.5));
+                                int64_t l0 = as_c_int((int64_t)ceil(l - 0.5));
                                 double F_latt = 1.0;
                                 double rad_star_sqr = 0.0;
                                 double F_cell;
@@ -531,8 +544,8 @@ static void render_row(const kernel_t *K, const scratch_t *W, int64_t spixel)
                                                 || (k - 2.0 < (double)K->k_min)
                                                 || (l - (double)K->l_min + 3.0) > (double)K->l_range
                                                 || (l - 2.0 < (double)K->l_min)) {
-                                            int64_t *pi = K->probe_i + spixel * 2;
-                                            double *pd = K->probe_d + spixel * 6;
+                                            int64_t *pi = K->probe_i + out_row * 2;
+                                            double *pd = K->probe_d + out_row * 6;
                                             pi[0] = fpixel;
                                             pi[1] = ordinal;
                                             pd[0] = h;
@@ -585,9 +598,9 @@ static void render_row(const kernel_t *K, const scratch_t *W, int64_t spixel)
         if (K->os_omega == 0)
             test *= omega_pixel;
         /* the image is float; the sum is formed in double and rounded once */
-        K->out[imgidx] = (float)((double)K->out[imgidx] + test);
+        K->out[out_row * fpixels + fpixel] = (float)((double)K->out[out_row * fpixels + fpixel] + test);
     }
-    K->omega_rows[spixel] = omega_row;
+    K->omega_rows[out_row] = omega_row;
 }
 
 
@@ -633,7 +646,7 @@ int nbsim_render(const int64_t *ip, const double *dp, const double *vecs,
                  int64_t *probe_i, double *probe_d, int nthreads)
 {
     kernel_t K;
-    int64_t spixel, spixels;
+    int64_t spixel, row_start, row_stop;
     double *tables = NULL, *work = NULL, *frames = NULL, *transposed = NULL;
     const char *simd;
     size_t per_thread = 0;
@@ -674,6 +687,10 @@ int nbsim_render(const int64_t *ip, const double *dp, const double *vecs,
     K.trig_pixel = ip[NBSIM_I_TRIG_PIXEL];
     K.trig_ord = ip[NBSIM_I_TRIG_ORD];
     K.probe = ip[NBSIM_I_PROBE];
+    K.row_start = ip[NBSIM_I_ROW_START];
+    K.row_stop = ip[NBSIM_I_ROW_STOP];
+    if (K.row_start < 0 || K.row_start > K.row_stop || K.row_stop > K.spixels)
+        return -1;
 
     K.pixel_size = dp[NBSIM_D_PIXEL_SIZE];
     K.subpixel_size = dp[NBSIM_D_SUBPIXEL_SIZE];
@@ -786,7 +803,8 @@ int nbsim_render(const int64_t *ip, const double *dp, const double *vecs,
     K.frames = frames;
     polar_frames(&K, frames);
 
-    spixels = K.spixels;
+    row_start = K.row_start;
+    row_stop = K.row_stop;
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nthreads)
     {
@@ -794,14 +812,14 @@ int nbsim_render(const int64_t *ip, const double *dp, const double *vecs,
         set_scratch(&W, work ? work + per_thread * (size_t)omp_get_thread_num() : NULL,
                     nsources);
 #pragma omp for schedule(dynamic)
-        for (spixel = 0; spixel < spixels; spixel++)
+        for (spixel = row_start; spixel < row_stop; spixel++)
             render_row(&K, &W, spixel);
     }
 #else
     {
         scratch_t W;
         set_scratch(&W, work, nsources);
-        for (spixel = 0; spixel < spixels; spixel++)
+        for (spixel = row_start; spixel < row_stop; spixel++)
             render_row(&K, &W, spixel);
     }
 #endif

@@ -44,7 +44,9 @@ enum nbsim_int_index {
     NBSIM_I_TRIG_ORD       = 29,
     NBSIM_I_PROBE          = 30,
     NBSIM_I_FAST           = 31,
-    NBSIM_N_INTS           = 32
+    NBSIM_I_ROW_START      = 32,
+    NBSIM_I_ROW_STOP       = 33,
+    NBSIM_N_INTS           = 34
 };
 
 /* Real parameters: indices into dp[]. */
@@ -90,7 +92,7 @@ enum nbsim_vec_row {
 };
 
 /*
- * Render the float image.
+ * Render the slow rows [ip[ROW_START], ip[ROW_STOP]) of the float image.
  *
  *   ip[NBSIM_N_INTS], dp[NBSIM_N_REALS]   packed parameters
  *   vecs[9][3]                            detector, beam and reciprocal-cell vectors
@@ -99,17 +101,18 @@ enum nbsim_vec_row {
  *                                         table seen by ip[FIRST_PIXEL]'s first phi loop
  *   Fhkl[fh][fk][fl]                      structure factors, offset by (h_min, k_min, l_min)
  *   mask[spixels][fpixels]                read only when ip[HAS_MASK] != 0
- *   out[spixels][fpixels]                 float image, accumulated into (in/out)
- *   omega_rows[spixels]                   solid-angle sum of each row (out)
- *   probe_i[spixels][2], probe_d[spixels][6]
- *                                         with ip[PROBE] != 0, the first interpolation
+ *   out[rows][fpixels]                    float image rows, accumulated into (in/out)
+ *   omega_rows[rows]                      solid-angle sum of each row (out)
+ *   probe_i[rows][2], probe_d[rows][6]    with ip[PROBE] != 0, the first interpolation
  *                                         out of range in each row (out)
  *   nthreads                              OpenMP threads (<= 0: the runtime default)
  *
- * Rows are independent, so the image does not depend on the thread count.
+ * rows = ROW_STOP - ROW_START; row ROW_START is at index 0 of every output.
+ * Rows are independent, so the image does not depend on the thread count or on
+ * how a frame is split into row ranges.
  * ip[NBSIM_I_FAST] selects the -fast approximations, computed with the same
  * operations in the same order as the Numba kernel's (same bits).
- * Returns 0; -1 when a size argument is inconsistent, -3 when the -fast work space
+ * Returns 0; -1 when a size argument or the row range is inconsistent, -3 when the -fast work space
  * cannot be allocated.  Nothing is written when the return value is not 0.
  */
 int nbsim_render(const int64_t *ip, const double *dp, const double *vecs,

@@ -35,6 +35,12 @@ class Result:
     omega_sum: float = 0.0
     log: List[str] = field(default_factory=list)   # lines as the reference prints them
 
+    @property
+    def detector(self):
+        """The placed detector in mm and degrees (:class:`nbsim.detector_info.DetectorInfo`)."""
+        from .detector_info import detector_info
+        return detector_info(self.plan)
+
 
 _SHAPES = {Shape.SQUARE: P.SHAPE_SQUARE, Shape.ROUND: P.SHAPE_ROUND,
            Shape.GAUSS: P.SHAPE_GAUSS, Shape.TOPHAT: P.SHAPE_TOPHAT}
@@ -186,18 +192,26 @@ def engine_estimates(plan: Plan, threads=None):
     return {"c": n * c_ns * 1e-9, "numba": numba_start + n * numba_ns * 1e-9}
 
 
-def choose_engine(plan: Plan, engine=None, warn=None, threads=None):
+def choose_engine(plan: Plan, engine=None, warn=None, threads=None, trace=None):
     """Resolve "auto" to the engine expected to finish first (engine_estimates; ties go
     to C).  C wins every -fast job and every small job; Numba only large parity jobs
     with round, Gaussian or top-hat crystals.  Both engines give the same bits; without
-    Numba "auto" is C, and without the C extension it is Numba."""
+    Numba "auto" is C, and without the C extension it is Numba.
+
+    A render that records -printout's per-pixel values (``trace``; None: whether the
+    plan asks for -printout) runs the Numba kernel (or its plain-Python form without
+    Numba) whatever was asked, so it is "numba" then; the engine asked for is still
+    checked."""
     import os
     asked = (engine or os.environ.get("NBSIM_ENGINE") or "auto").strip().lower()
+    if trace is None:
+        trace = bool(plan.config.output.printout)
     if asked == "auto" and registry.c_status()[0]:
         est = engine_estimates(plan, threads)
         if est["c"] <= est["numba"]:
-            return "c"
-    return registry.resolve(asked, warn=warn)
+            return "numba" if trace else "c"
+    name = registry.resolve(asked, warn=warn)
+    return "numba" if trace else name
 
 
 @dataclass
@@ -209,6 +223,7 @@ class Rendered:
     engine: str
     trig_pixel: Optional[int]      # pixel index at which that warning was printed
     trace: Optional[np.ndarray]    # per-pixel values for -printout (see TRACE_FIELDS)
+    trigger: Optional[object] = None   # that warning's nbsim.rows.Trigger
 
     # unpacks as (image, omega_sum, messages, engine), as render() used to return
     def __iter__(self):
@@ -220,18 +235,7 @@ class Rendered:
 
 TRACE_FIELDS = ("stol", "x", "y", "z", "h", "k", "l", "h0", "k0", "l0", "F_cell", "F_latt",
                 "I", "polar", "omega", "capture_fraction", "ax", "ay", "az", "bx", "by", "bz",
-                "cx", "cy", "cz", "pixel")
-
-
-def _run_traced(ip, *arrays):
-    """-printout runs the Numba kernel (or its plain-Python form without Numba)."""
-    from .engines import numba_kernel
-    from ._jit import HAVE_NUMBA
-    if HAVE_NUMBA:
-        from .engines import numba_engine
-        numba_engine.render(None, ip, *arrays)
-    else:
-        numba_kernel.render(ip, *arrays)
+                "cx", "cy", "cz", "pixel", "seen_lattice", "seen_F")
 
 
 def default_threads():
@@ -246,150 +250,179 @@ def default_threads():
     return None
 
 
-def render(plan: Plan, engine="auto", threads=None, warn=None, trace=False) -> Rendered:
-    """Run the pixel loop (twice when interpolation may switch itself off)."""
-    if threads is None:
-        threads = default_threads()
-    name = choose_engine(plan, engine, warn=warn, threads=threads)
-    if trace and name == "c":
-        name = "numba"
-    ip, dp, vecs, mask = pack_plan(plan)
-    out = np.zeros((plan.spixels, plan.fpixels), dtype=np.float32)
-    omega_rows = np.zeros(plan.spixels, dtype=np.float64)
-    probe_i = np.full((plan.spixels, 2), -1, dtype=np.int64)
-    probe_d = np.zeros((plan.spixels, 6), dtype=np.float64)
-    lat = np.ascontiguousarray(plan.lattice_table)
-    lat_first = np.ascontiguousarray(plan.first_lattice_table)
-    Fhkl = np.ascontiguousarray(plan.Fhkl)
-    sources = np.ascontiguousarray(plan.sources)
-    messages = []
-    if plan.config.sampling.c_parity and not np.array_equal(lat, lat_first):
-        ip[P.I_FIRST_PIXEL] = first_phi_pixel(plan, ip, dp, vecs, mask)
-    if plan.interpolate:
-        ip[P.I_PROBE] = 1
-        registry.run(name, threads, ip, dp, vecs, sources, lat, lat_first, Fhkl, mask, out,
-                     omega_rows, probe_i, probe_d)
-        ip[P.I_PROBE] = 0
-        rows = np.nonzero(probe_i[:, 0] >= 0)[0]
-        if len(rows):
-            r = rows[0]
-            ip[P.I_TRIG_PIXEL] = r * plan.fpixels + probe_i[r, 0]
-            ip[P.I_TRIG_ORD] = probe_i[r, 1]
-            h, k, l, h0, k0, l0 = probe_d[r]
-            messages.append("WARNING: out of range for three point interpolation: "
-                            "h,k,l,h0,k0,l0: %g,%g,%g,%d,%d,%d " % (h, k, l, h0, k0, l0))
-            messages.append("WARNING: further warnings will not be printed! ")
-        out[:] = 0.0
-        omega_rows[:] = 0.0
-    traced = None
-    if trace:
-        ip[P.I_PROBE] = 2
-        traced = np.zeros((plan.spixels * plan.fpixels, len(TRACE_FIELDS)), dtype=np.float64)
-        _run_traced(ip, dp, vecs, sources, lat, lat_first, Fhkl, mask, out, omega_rows,
-                    probe_i, traced)
-    else:
-        registry.run(name, threads, ip, dp, vecs, sources, lat, lat_first, Fhkl, mask, out,
-                     omega_rows, probe_i, probe_d)
-    omega_sum = 0.0
-    for v in omega_rows:
-        omega_sum += v
-    return Rendered(out, omega_sum, messages, name,
-                    int(ip[P.I_TRIG_PIXEL]) if messages else None, traced)
+def row_work(plan: Plan) -> np.ndarray:
+    """Inner evaluations of each slow row (its rendered pixels x the work per pixel)."""
+    from .progress import PIXEL_COST, rendered_per_row
+    per_pixel = (float(plan.oversample) ** 2 * plan.thicksteps * len(plan.sources)
+                 * plan.phisteps * plan.lattice_table.shape[1])
+    return rendered_per_row(plan) * (per_pixel + PIXEL_COST)
+
+
+def render(plan: Plan, engine="auto", threads=None, warn=None, trace=False,
+           on_block=None, block_rows=None) -> Rendered:
+    """Run the pixel loop over the whole frame, in blocks of rows.
+
+    Blocks take about ``nbsim.progress.TARGET_SECONDS`` each (``block_rows`` or
+    $NBSIM_BLOCK_ROWS fixes their size; the image does not depend on it). After each
+    block ``on_block(block, trigger)`` is called in this thread with the
+    :class:`nbsim.rows.RowBlock` (views of the frame) and the frame's interpolation
+    Trigger if one has fired so far; a KeyboardInterrupt (Ctrl-C) raised there or
+    between blocks stops the render.
+    When interpolation may switch itself off, each block is probed before it renders
+    until the first out-of-range interpolation is found (see nbsim.rows).
+    """
+    from .progress import BlockSizer, fixed_block_rows
+    from .rows import RowRenderer, frame_from_rows
+    renderer = RowRenderer(plan, engine=engine, threads=threads, warn=warn, trace=trace)
+    fp, sp = plan.fpixels, plan.spixels
+    image = np.zeros((sp, fp), dtype=np.float32)
+    omega_rows = np.zeros(sp, dtype=np.float64)
+    traced = np.zeros((sp * fp, len(TRACE_FIELDS)), dtype=np.float64) if trace else None
+    sizer = BlockSizer(row_work(plan), renderer.threads, block_rows or fixed_block_rows())
+    trigger = None
+    searching = bool(plan.interpolate)
+    row = 0
+    while row < sp:
+        start, stop = sizer.next_block(row)
+        if searching:
+            trigger = renderer.probe(start, stop)
+            searching = trigger is None
+        block = renderer.render(start, stop, trigger, image[start:stop], omega_rows[start:stop],
+                                traced[start * fp:stop * fp] if trace else None)
+        sizer.done()
+        if on_block is not None:
+            on_block(block, trigger)
+        row = stop
+    return frame_from_rows(image, omega_rows, trigger, renderer.engine, traced)
+
+
+def render_rows(plan: Plan, row_start: int, row_stop: int, engine="auto", threads=None,
+                trigger="auto", warn=None, trace=False):
+    """Render the slow rows [row_start, row_stop) of ``plan``'s frame alone: a
+    :class:`nbsim.rows.RowBlock` with those rows of the float image and each row's
+    solid-angle sum. ``nbsim.rows.assemble`` puts blocks back together into the frame,
+    bit-identical to a whole render; see nbsim.rows for ``trigger`` and for splitting a
+    frame over processes."""
+    from . import rows
+    return rows.render_rows(plan, row_start, row_stop, engine=engine, threads=threads,
+                            trigger=trigger, warn=warn, trace=trace)
 
 
 def printout_lines(plan: Plan, pixel_index: int, t) -> List[str]:
     """The lines -printout shows for one pixel, as the reference formats them."""
-    from .flags import RTD  # noqa: F401  (units as in the reference)
+    # C's printf (a negative NaN prints as -nan) and its 32-bit int indices
+    from .io.cparse import c_double_to_int, c_sprintf as fmt
     s, f = divmod(pixel_index, plan.fpixels)
     v = dict(zip(TRACE_FIELDS, t))
     twotheta = math.atan2(math.sqrt(v["y"] * v["y"] + v["z"] * v["z"]), v["x"])
     test = math.sin(twotheta / 2.0) / (plan.lambda0 * 1e10)
+    v = {k: float(x) for k, x in v.items()}
     return [
-        "%4d %4d : stol = %g or %g" % (f, s, v["stol"], test),
-        "at %g %g %g" % (v["x"], v["y"], v["z"]),
-        "hkl= %f %f %f  hkl0= %d %d %d" % (v["h"], v["k"], v["l"], v["h0"], v["k0"], v["l0"]),
-        " F_cell=%g  F_latt=%g   I = %g" % (v["F_cell"], v["F_latt"], v["I"]),
-        "I/steps %15.10g" % (v["I"] / plan.steps),
-        "polar   %15.10g" % v["polar"],
-        "omega   %15.10g" % v["omega"],
-        "capfrac %15.10g" % v["capture_fraction"],
-        "pixel   %15.10g" % v["pixel"],
+        fmt("%4d %4d : stol = %g or %g", f, s, v["stol"], test),
+        fmt("at %g %g %g", v["x"], v["y"], v["z"]),
+        fmt("hkl= %f %f %f  hkl0= %d %d %d", v["h"], v["k"], v["l"],
+            *(c_double_to_int(v[x]) for x in ("h0", "k0", "l0"))),
+        fmt(" F_cell=%g  F_latt=%g   I = %g", v["F_cell"], v["F_latt"], v["I"]),
+        fmt("I/steps %15.10g", v["I"] / plan.steps),
+        fmt("polar   %15.10g", v["polar"]),
+        fmt("omega   %15.10g", v["omega"]),
+        fmt("capfrac %15.10g", v["capture_fraction"]),
+        fmt("pixel   %15.10g", v["pixel"]),
         "real-space cell vectors (Angstrom):",
         "     %-10s  %-10s  %-10s" % ("a", "b", "c"),
-        "X: %11.8f %11.8f %11.8f" % (v["ax"] * 1e10, v["bx"] * 1e10, v["cx"] * 1e10),
-        "Y: %11.8f %11.8f %11.8f" % (v["ay"] * 1e10, v["by"] * 1e10, v["cy"] * 1e10),
-        "Z: %11.8f %11.8f %11.8f" % (v["az"] * 1e10, v["bz"] * 1e10, v["cz"] * 1e10),
+        fmt("X: %11.8f %11.8f %11.8f", v["ax"] * 1e10, v["bx"] * 1e10, v["cx"] * 1e10),
+        fmt("Y: %11.8f %11.8f %11.8f", v["ay"] * 1e10, v["by"] * 1e10, v["cy"] * 1e10),
+        fmt("Z: %11.8f %11.8f %11.8f", v["az"] * 1e10, v["bz"] * 1e10, v["cz"] * 1e10),
     ]
 
 
 def progress_points(plan: Plan):
-    """(pixel index, percentage) for each "N% done" line the reference prints.
-
-    The reference counts only pixels it renders (inside the ROI and the mask) but
-    divides by the ROI's size with both ends inclusive; reproduced in integers.
-    """
-    if not plan.config.output.progress:
-        return []
-    xmin, xmax, ymin, ymax = plan.roi
-    total = (xmax - xmin + 1) * (ymax - ymin + 1)
-    if total // 100 <= 0:
-        return []
-    every, fine = total // 20, total // 100
-    points = []
-    for count, (s, f) in enumerate(rendered_pixels(plan)):
-        if count % every == 0 or ((10 * count < total or 10 * count > 9 * total)
-                                  and count % fine == 0):
-            points.append((s * plan.fpixels + f, count * 100 // total))
-    return points
+    """(pixel index, percentage) for each "N% done" line the reference prints
+    (see nbsim.progress.progress_points)."""
+    from .progress import progress_points as points
+    return points(plan)
 
 
 def loop_output(plan: Plan, rendered: Rendered):
-    """The lines the reference prints during its pixel loop, in its order.
+    """The lines the reference prints during its pixel loop, in its order, for a frame
+    rendered whole (nbsim.progress.LoopLog produces them block by block)."""
+    from .progress import LoopLog
+    log = LoopLog(plan)
+    trigger = rendered.trigger
+    if trigger is None and rendered.messages and rendered.trig_pixel is not None:
+        trigger = _MessagesAt(rendered.trig_pixel, rendered.messages)
+    log.advance(plan.spixels, trigger, rendered.trace, 0)
+    log.finish()
+    return log.lines()
 
-    Progress lines (or, with -printout, each pixel's values) come after each pixel;
-    the interpolation warning comes while its pixel is rendered, and its second line
-    has no newline of its own.
-    """
-    out = plan.config.output
-    text = ""
-    pending = list(rendered.messages)
-    trig = rendered.trig_pixel
 
-    def flush_before(pixel):
-        nonlocal text, pending
-        if pending and trig is not None and pixel >= trig:
-            text += "\n".join(pending)
-            pending = []
+@dataclass
+class _MessagesAt:
+    """A Trigger-like holder of messages already formatted (Rendered keeps those)."""
+    pixel: int
+    _messages: List[str]
 
-    if out.printout:
-        want = out.printout_pixel
-        for s, f in rendered_pixels(plan):
-            idx = s * plan.fpixels + f
-            if want is None or want[0] < 0 or (f, s) == tuple(want):
-                flush_before(idx)
-                text += "".join(line + "\n" for line in
-                                printout_lines(plan, idx, rendered.trace[idx]))
-    else:
-        for pixel, pct in progress_points(plan):
-            flush_before(pixel)
-            text += "%d%% done\n" % pct
-    if pending:
-        text += "\n".join(pending)
-    return (text + "\n").split("\n")[:-1] if text else [""]
+    def messages(self):
+        return list(self._messages)
 
 
 def simulate(config: Config, engine="auto", threads=None, plan: Optional[Plan] = None,
-             warn=None) -> Result:
-    """Render ``config`` and derive every output the reference produces, in memory."""
+             warn=None, progress=None, echo=None) -> Result:
+    """Render ``config`` and derive every output the reference produces, in memory.
+
+    ``progress(done_pixels, total_pixels)`` is called in this thread after each block
+    of rows (pixels counted as the reference renders them: inside the ROI and the mask).
+    ``echo``: a text stream that gets the log lines (``Result.log``) as they are
+    produced, the progress lines while rendering, flushed after each block (the
+    command passes stdout). A KeyboardInterrupt stops the render between blocks.
+    """
     plan = plan or make_plan(config)
+    say = _echo_writer(echo)
     log = list(plan.log)
+    say("".join(line + "\n" for line in log))
+    from .progress import LoopLog, rendered_per_row
+    loop = LoopLog(plan, write=say)
+    done_rows = np.concatenate(([0], np.cumsum(rendered_per_row(plan))))
+    total = int(done_rows[-1])
+
+    def on_block(block, trigger):
+        loop.advance(block.row_stop, trigger, block.trace, block.row_start)
+        if progress is not None:
+            progress(int(done_rows[block.row_stop]), total)
+
     rendered = render(plan, engine=engine, threads=threads, warn=warn,
-                      trace=plan.config.output.printout)
+                      trace=plan.config.output.printout, on_block=on_block)
+    loop.finish()
+    log.extend(loop.lines())
+    return finish(plan, rendered, log, echo=echo)
+
+
+def _echo_writer(echo):
+    if echo is None:
+        return lambda text: None
+
+    def write(text):
+        if text:
+            echo.write(text)
+            echo.flush()
+    return write
+
+
+def finish(plan: Plan, rendered: Rendered, log: Optional[List[str]] = None,
+           echo=None) -> Result:
+    """Everything the reference derives from the float image after its pixel loop
+    (solid angle line, statistics, integer, PGM and noise images) as a Result.
+    ``log``: the lines so far (default: the plan's setup lines and the loop's lines);
+    ``echo`` gets the lines added here."""
+    if log is None:
+        log = list(plan.log) + loop_output(plan, rendered)
+    log = list(log)
     img, omega_sum, name = rendered.image, rendered.omega_sum, rendered.engine
     cfg = plan.config
-    log.extend(loop_output(plan, rendered))
-    log.append("solid angle subtended by detector = %g steradian ( %g%% sphere)"
-               % (omega_sum / plan.steps, 100 * omega_sum / plan.steps / 4 / math.pi))
+    line = ("solid angle subtended by detector = %g steradian ( %g%% sphere)"
+            % (omega_sum / plan.steps, 100 * omega_sum / plan.steps / 4 / math.pi))
+    log.append(line)
+    _echo_writer(echo)(line + "\n")
     st = stats.image_stats(img, plan.roi, plan.mask, plan.subpixel_size, plan.oversample,
                            engine=name)
     scale = cfg.output.intfile_scale

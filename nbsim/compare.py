@@ -22,7 +22,8 @@ a flag, does not parse as a number, follows a flag that is not an output-file fl
 names an existing path relative to the current folder is made absolute, so input files
 (``-hkl``, ``-mat``, ``-sourcefile``, ``-img``, ``-mask`` ...) are found.  Output-file
 names (``-floatfile``, ``-intfile``, ``-noisefile``, ``-pgmfile``, their ``*image``
-spellings, ``-dump``, ``-tifffile``) stay relative and must not be absolute or climb
+spellings, ``-dump``, and nbsim's ``-tifffile``, ``-nexusfile``, ``-cbffile``,
+``-geomfile``, ``-pngfile``) stay relative and must not be absolute or climb
 out with ``..``.  Note that nanoBragg reads ``Fdump.bin`` from its working folder when
 ``-hkl`` is absent; the run folders start empty, so no such file is there.
 
@@ -50,7 +51,8 @@ Non-image files must always be identical.
 Outputs in ``--out`` (default ``./nb-compare-out``; earlier outputs there are removed):
 ``summary.json``, ``reference_stdout.txt``, ``nbsim_stdout.txt`` and, when the float
 image has a known 2-D shape in both runs, ``reference.png``, ``nbsim.png`` (shared
-log-like grey scale) and ``diff.png`` (red: nbsim higher, blue: nbsim lower).
+log-like grey scale) and ``diff.png`` (red: nbsim higher, blue: nbsim lower), each with
+a title, pixel axes and a colour bar (drawn with Pillow; without it, the bare images).
 
 summary.json (``schema_version`` 1).  Keys added later will not change the meaning
 of these; a change of meaning bumps ``schema_version``::
@@ -154,7 +156,8 @@ SCHEMA_VERSION = 1
 
 OUTPUT_FLAGS = frozenset({
     "-floatfile", "-floatimage", "-intfile", "-intimage", "-pgmfile", "-pgmimage",
-    "-noisefile", "-noiseimage", "-dump", "-tifffile",
+    "-noisefile", "-noiseimage", "-dump", "-tifffile", "-nexusfile", "-cbffile", "-geomfile",
+    "-pngfile",
 })
 _FLOAT_FLAGS = ("-floatfile", "-floatimage")
 DEFAULT_FLOAT_NAME = "floatimage.bin"
@@ -683,10 +686,15 @@ def _last_line(text):
 
 def _write_previews(out_dir, float_arrays):
     name, a, b = float_arrays
-    pa, pb = ci.preview_pair(a, b)
-    ci.write_png(os.path.join(out_dir, "reference.png"), pa)
-    ci.write_png(os.path.join(out_dir, "nbsim.png"), pb)
-    ci.write_png(os.path.join(out_dir, "diff.png"), ci.preview_diff(a, b))
+    try:
+        figures = ci.preview_figures(a, b, name)
+    except ImportError:      # no Pillow for the lettering: the bare images
+        pa, pb = ci.preview_pair(a, b)
+        figures = {"reference.png": ci.encode_png(pa), "nbsim.png": ci.encode_png(pb),
+                   "diff.png": ci.encode_png(ci.preview_diff(a, b))}
+    for fname, data in figures.items():
+        with open(os.path.join(out_dir, fname), "wb") as fh:
+            fh.write(data)
     return {"reference": "reference.png", "nbsim": "nbsim.png", "diff": "diff.png", "file": name}
 
 

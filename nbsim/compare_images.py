@@ -37,6 +37,8 @@ __all__ = [
     "write_png",
     "preview_pair",
     "preview_diff",
+    "figure_png",
+    "preview_figures",
 ]
 
 SMV_MAGIC = b"{\nHEADER_BYTES="
@@ -418,3 +420,131 @@ def preview_diff(ref, new):
     rgb[..., 0] = np.where(d > 0, mag, 0)
     rgb[..., 2] = np.where(d < 0, mag, 0)
     return rgb
+
+
+# ---------------------------------------------------------------------------
+# labelled figures (title, colour bar, axes) for nb-compare's PNGs
+# ---------------------------------------------------------------------------
+
+def _grey_bar():
+    """Colour-bar colours (bottom to top) and ticks of :func:`_log_scale`."""
+    pos = np.linspace(0.0, 1.0, 256)
+    grey = np.round(255.0 * pos).astype(np.uint8)
+    return np.stack([grey, grey, grey], axis=1)
+
+
+def _log_position(fraction):
+    """Where ``value = fraction * top`` sits on the log1p scale (0..1)."""
+    return math.log1p(_LOG_GAIN * fraction) / math.log1p(_LOG_GAIN)
+
+
+def _diff_bar():
+    """Blue (nbsim lower) .. black .. red (nbsim higher), bottom to top."""
+    pos = np.linspace(-1.0, 1.0, 256)
+    mag = np.round(255.0 * np.abs(pos)).astype(np.uint8)
+    rgb = np.zeros((256, 3), dtype=np.uint8)
+    rgb[:, 0] = np.where(pos > 0, mag, 0)
+    rgb[:, 2] = np.where(pos < 0, mag, 0)
+    return rgb
+
+
+def _fmt(x):
+    return "0" if x == 0 else "%.3g" % x
+
+
+def figure_png(image, title, bar_colours, bar_ticks, bar_label, min_size=480):
+    """PNG bytes of ``image`` (uint8 grey (h, w) or RGB (h, w, 3), rows = slow) with a
+    title above, pixel-index axes (fast across, slow down) and a colour bar.
+
+    ``bar_colours``: (n, 3) uint8 colours from the bottom of the bar to the top;
+    ``bar_ticks``: [(position 0..1 from the bottom, label)]. Small images are enlarged
+    by a whole factor (nearest neighbour) to at least ``min_size`` pixels across.
+    The PNG's "image_box" text gives "left top width height zoom" of the picture.
+    Needs Pillow (for the lettering)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    arr = np.asarray(image)
+    if arr.ndim == 2:
+        arr = np.stack([arr] * 3, axis=-1)
+    h, w = arr.shape[:2]
+    zoom = max(1, min_size // max(h, w))
+    if zoom > 1:
+        arr = np.repeat(np.repeat(arr, zoom, axis=0), zoom, axis=1)
+    ih, iw = arr.shape[:2]
+    size = max(12, min(28, max(ih, iw) // 40))
+    font = ImageFont.load_default(size=size)
+    big = ImageFont.load_default(size=int(size * 1.3))
+    pad = size
+    bar_w = max(12, size)
+    left = pad + 3 * size            # room for the slow-axis label and tick labels
+    top = pad + 2 * big.size
+    measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    label_w = max([measure.textlength(t, font=font) for _p, t in bar_ticks] + [0.0]) + 10
+    label_w = int(max(label_w, measure.textlength(bar_label, font=font) - bar_w))
+    width = max(left + iw + pad + bar_w + label_w + pad,
+                left + int(measure.textlength(title, font=big)) + pad)
+    height = top + ih + 3 * size + pad
+    canvas = Image.new("RGB", (width, height), (255, 255, 255))
+    canvas.paste(Image.fromarray(np.ascontiguousarray(arr), "RGB"), (left, top))
+    draw = ImageDraw.Draw(canvas)
+    black = (0, 0, 0)
+    draw.text((left, pad // 2), title, fill=black, font=big)
+    draw.rectangle((left - 1, top - 1, left + iw, top + ih), outline=black)
+    # axes: pixel indices at the ends, fast across, slow down (as the files store them)
+    draw.text((left, top + ih + 2), "0", fill=black, font=font)
+    draw.text((left + iw, top + ih + 2), str(w - 1), fill=black, font=font, anchor="ra")
+    draw.text((left + iw // 2, top + ih + 2), "fast pixel index", fill=black, font=font,
+              anchor="ma")
+    draw.text((left - 4, top), "0", fill=black, font=font, anchor="ra")
+    draw.text((left - 4, top + ih), str(h - 1), fill=black, font=font, anchor="rd")
+    slow = Image.new("RGB", (ih, size + 4), (255, 255, 255))
+    ImageDraw.Draw(slow).text((ih // 2, 0), "slow pixel index", fill=black, font=font,
+                              anchor="ma")
+    canvas.paste(slow.rotate(-90, expand=True), (pad // 2, top))
+    # colour bar
+    colours = np.asarray(bar_colours, dtype=np.uint8)
+    rows = np.linspace(len(colours) - 1, 0, ih).round().astype(int)
+    strip = np.repeat(colours[rows][:, None, :], bar_w, axis=1)
+    bx = left + iw + pad
+    canvas.paste(Image.fromarray(np.ascontiguousarray(strip), "RGB"), (bx, top))
+    draw.rectangle((bx - 1, top - 1, bx + bar_w, top + ih), outline=black)
+    for position, text in bar_ticks:
+        y = top + int(round((1.0 - position) * (ih - 1)))
+        draw.line((bx + bar_w, y, bx + bar_w + 4, y), fill=black)
+        draw.text((bx + bar_w + 6, y), text, fill=black, font=font, anchor="lm")
+    draw.text((bx, top + ih + 2), bar_label, fill=black, font=font)
+    from PIL.PngImagePlugin import PngInfo
+    info = PngInfo()
+    # where the picture is, for scripts (and tests) that want its pixels back
+    info.add_text("image_box", "%d %d %d %d %d" % (left, top, iw, ih, zoom))
+    info.add_text("Title", title)
+    buffer = __import__("io").BytesIO()
+    canvas.save(buffer, format="PNG", pnginfo=info)
+    return buffer.getvalue()
+
+
+def preview_figures(ref, new, name="floatimage.bin"):
+    """{"reference.png", "nbsim.png", "diff.png"} -> PNG bytes: the two images on
+    one shared log scale and their difference, each titled and with a colour bar."""
+    top = _robust_top(ref, new)
+    pa, pb = _log_scale(ref, top), _log_scale(new, top)
+    ticks = [(0.0, "0")] + [(_log_position(f), _fmt(f * top)) for f in (0.001, 0.01, 0.1, 1.0)
+                            if top > 0]
+    d = np.asarray(new, dtype=np.float64) - np.asarray(ref, dtype=np.float64)
+    d = np.nan_to_num(d, nan=0.0, posinf=0.0, neginf=0.0)
+    dmax = float(np.max(np.abs(d))) if d.size else 0.0
+    dticks = [(0.5, "0")]
+    if dmax > 0:
+        for f in (0.01, 1.0):
+            p = 0.5 * _log_position(f)
+            dticks += [(0.5 + p, "+" + _fmt(f * dmax)), (0.5 - p, "-" + _fmt(f * dmax))]
+    unit = "%s value (log scale)" % name
+    return {
+        "reference.png": figure_png(pa, "reference: %s" % name, _grey_bar(), ticks, unit),
+        "nbsim.png": figure_png(pb, "nbsim: %s" % name, _grey_bar(), ticks, unit),
+        "diff.png": figure_png(
+            preview_diff(ref, new),
+            "nbsim - reference: %s (%s)" % (name, "identical" if dmax == 0 else
+                                             "max |diff| %s" % _fmt(dmax)),
+            _diff_bar(), dticks, "red: nbsim higher, blue: lower"),
+    }

@@ -4,6 +4,12 @@ The fields mirror what nanoBragg.c holds after reading its command line and befo
 its setup code runs (the plan module performs that setup, in the reference's order).
 Defaults are the reference's defaults. Angles are radians, lengths metres, wavelength
 metres, ``None`` means "not given" where the reference keeps a NaN or a -1 sentinel.
+
+This is the internal form shared by the command line and the Python API. People
+build it with :class:`nbsim.Simulation` (keywords in everyday units) or
+:meth:`Config.from_args` (nanoBragg flags), and turn it back into flags with
+:meth:`Config.to_args`. The three random seeds are held as the reference holds them,
+negated (``-seed 5`` is ``seed=-5`` here); the public API never shows that form.
 """
 from __future__ import annotations
 
@@ -12,6 +18,8 @@ import enum
 import math
 from dataclasses import dataclass, field
 from typing import Optional, Tuple
+
+from .errors import NbsimError
 
 Vec3 = Tuple[float, float, float]
 
@@ -111,7 +119,8 @@ class CrystalConfig:
     mat_file: Optional[str] = None
     misset: Optional[Vec3] = None    # radians
     misset_random: bool = False
-    misset_seed: int = 0             # stored negated, as the reference does
+    misset_seed: int = 0             # stored negated, as the reference does; used only
+                                     # with misset_random
     Na: float = 1.0
     Nb: float = 1.0
     Nc: float = 1.0
@@ -119,7 +128,16 @@ class CrystalConfig:
     sample_y: float = 0.0
     sample_z: float = 0.0
     hkl_file: Optional[str] = None
-    dump_file: str = "Fdump.bin"
+    # h k l F records held in memory (nbsim.structure_factors.StructureFactors): an
+    # -hkl file without the file
+    structure_factors: Optional[object] = None
+    # binary structure-factor cache: read when no structure factors are given, written
+    # (by the caller) when they are. None: neither. The command line makes it
+    # Fdump.bin in the working folder, as the reference does; the API only when asked.
+    dump_file: Optional[str] = None
+    # orientation given in memory: 3x3 rows x, y, z; columns a*, b*, c* in 1/Angstrom
+    # (a -mat file without the file and without its wavelength factor)
+    A_matrix: Optional[Tuple[Vec3, Vec3, Vec3]] = None
     default_F: float = 0.0
     shape: Shape = Shape.SQUARE
     fudge: float = 1.0
@@ -144,6 +162,10 @@ class SamplingConfig:
     oversample_omega: bool = False
     c_parity: bool = False
     fast: bool = False
+    # caps on the job's size (nbsim.limits); None: $NBSIM_MAX_EVALUATIONS /
+    # $NBSIM_MAX_TABLE_GB, else the defaults there
+    max_evaluations: Optional[float] = None   # inner evaluations
+    max_table_gb: Optional[float] = None      # tables built before rendering, GB
 
 
 @dataclass(frozen=True)
@@ -160,6 +182,13 @@ class OutputConfig:
     noisefile: Optional[str] = "noiseimage.img"
     pgmfile: Optional[str] = "image.pgm"
     tifffile: Optional[str] = None
+    # nbsim-only outputs with the geometry (see nbsim.io.nexus, cbf, crystfel_geom, png)
+    nexusfile: Optional[str] = None
+    nexus_data: str = "float"        # float | int | noise: which image the NXmx file holds
+    cbffile: Optional[str] = None
+    geomfile: Optional[str] = None
+    pngfile: Optional[str] = None
+    png_scale: Optional[float] = None   # photons shown white; None: automatic
     write_pgm: bool = True
     intfile_scale: float = 0.0
     pgm_scale: float = 0.0
@@ -186,7 +215,7 @@ class Config:
             names = {f.name for f in dataclasses.fields(gcls)}
             groups[gname] = gcls(**{k: remaining.pop(k) for k in list(remaining) if k in names})
         if remaining:
-            raise TypeError("unknown config fields: %s" % ", ".join(sorted(remaining)))
+            raise NbsimError("unknown config fields: %s" % ", ".join(sorted(remaining)))
         return Config(**groups)
 
     def replace(self, **flat) -> "Config":
@@ -198,8 +227,60 @@ class Config:
             out[gname] = dataclasses.replace(getattr(self, gname), **mine)
         unknown = set(flat) - {f.name for g in GROUPS.values() for f in dataclasses.fields(g)}
         if unknown:
-            raise TypeError("unknown config fields: %s" % ", ".join(sorted(unknown)))
+            raise NbsimError("unknown config fields: %s" % ", ".join(sorted(unknown)))
         return Config(**out)
+
+    @staticmethod
+    def from_args(argv, warn=None) -> "Config":
+        """The Config the ``nanoBragg`` command builds from ``argv`` (a list of words
+        without the program name, or one string split like a shell would).
+
+        Flags mean exactly what they mean to the command, with one difference: no
+        structure-factor cache is implied (the command reads and writes Fdump.bin in
+        its working folder; here only ``-dump FILE`` names one). ``-engine`` and
+        ``-threads`` are not settings: give them to :func:`nbsim.simulate`.
+        ``warn(message)`` receives the command's warnings (default: Python warnings).
+        """
+        from .config_args import config_from_argv
+        return config_from_argv(argv, warn)
+
+    def to_args(self, inputs_dir=None):
+        """The ``nanoBragg`` words for this Config: ``Config.from_args(c.to_args())``
+        equals ``c``, and the command renders the same bits.
+
+        In-memory inputs have no command-line form; with ``inputs_dir`` (a folder)
+        structure factors and an A matrix are written there as an ``-hkl`` and a
+        ``-mat`` file that read back to the same bits. Raises NbsimError naming any
+        field the command line cannot express.
+        """
+        from .config_args import config_to_args
+        return config_to_args(self, inputs_dir=inputs_dir)
+
+    def validate(self) -> "Config":
+        """Check every field's type and shape; NbsimError names the first bad field
+        and its unit. Ranges are the plan's business (it names the flag); returns self."""
+        for gname, gcls in GROUPS.items():
+            group = getattr(self, gname)
+            if not isinstance(group, gcls):
+                raise NbsimError("config.%s: expected a %s, got %s"
+                                 % (gname, gcls.__name__, type(group).__name__))
+            for f in dataclasses.fields(gcls):
+                _check_field(gname, f, getattr(group, f.name))
+        d = self.detector
+        if d.mask is not None:
+            from .geometry import detector_size
+            fp, sp, _, _ = detector_size(self)
+            if tuple(d.mask.shape) != (sp, fp):
+                raise NbsimError("config.detector.mask: shape %s does not match the %dx%d "
+                                 "detector (slow, fast)" % (tuple(d.mask.shape), sp, fp))
+        cr = self.crystal
+        if cr.structure_factors is not None and cr.hkl_file is not None:
+            raise NbsimError("config.crystal.structure_factors: give structure factors in "
+                             "memory or as hkl_file, not both")
+        if cr.A_matrix is not None and cr.mat_file is not None:
+            raise NbsimError("config.crystal.A_matrix: give the orientation in memory or as "
+                             "mat_file, not both")
+        return self
 
 
 GROUPS = {
@@ -226,3 +307,117 @@ def flat_defaults() -> dict:
 
 def is_nan(x) -> bool:
     return isinstance(x, float) and math.isnan(x)
+
+
+# SI units of the fields, for messages (see the module notes; "" where none applies)
+FIELD_UNITS = {
+    "lambda0": "m", "dispersion": "fraction", "dispstep": "fraction", "hdivrange": "rad",
+    "hdivstep": "rad", "vdivrange": "rad", "vdivstep": "rad", "source_distance": "m",
+    "fluence": "photons/m^2", "flux": "photons/s", "exposure": "s", "beamsize": "m",
+    "polarization": "Kahn factor", "beam_vector": "unit vector", "polar_vector": "unit vector",
+    "pixel_size": "m", "fpixels": "pixels", "spixels": "pixels", "detsize_f": "m",
+    "detsize_s": "m", "distance": "m", "close_distance": "m", "xbeam": "m", "ybeam": "m",
+    "xclose": "m", "yclose": "m", "orgx": "pixels", "orgy": "pixels",
+    "fdet_vector": "unit vector", "sdet_vector": "unit vector", "odet_vector": "unit vector",
+    "pix0_vector": "m", "twotheta_axis": "unit vector", "spindle_vector": "unit vector",
+    "rotx": "rad", "roty": "rad", "rotz": "rad", "twotheta": "rad", "mu": "1/m", "thick": "m",
+    "thickstep": "m", "roi": "pixels", "mask": "0 = skip", "dmin": "m",
+    "cell": "Angstrom and rad", "misset": "rad", "Na": "unit cells", "Nb": "unit cells",
+    "Nc": "unit cells", "sample_x": "m", "sample_y": "m", "sample_z": "m",
+    "A_matrix": "1/Angstrom", "default_F": "electrons", "mosaic_spread": "rad",
+    "phi0": "rad", "osc": "rad", "phistep": "rad", "water_size": "m",
+    "oversample": "sub-pixels per side", "adc_offset": "ADU",
+}
+
+# Optional fields whose default (None) says nothing about their kind
+_OPTIONAL_KINDS = {
+    "cell": ("reals", 6), "misset": ("reals", 3), "pix0_vector": ("reals", 3),
+    "A_matrix": ("matrix", 3), "printout_pixel": ("ints", 2), "mask": ("mask", 2),
+    "structure_factors": ("records", 0),
+}
+_PATH_FIELDS = {"source_file", "mat_file", "hkl_file", "stol_file", "mask_file", "dump_file",
+                "floatfile", "intfile", "noisefile", "pgmfile", "tifffile", "nexusfile",
+                "cbffile", "geomfile", "pngfile"}
+
+
+def _kind(f):
+    if f.name in _OPTIONAL_KINDS:
+        return _OPTIONAL_KINDS[f.name]
+    if f.name in _PATH_FIELDS:
+        return ("path", 0)
+    d = f.default
+    if isinstance(d, bool):
+        return ("bool", 0)
+    if isinstance(d, enum.Enum):
+        return ("enum", type(d))
+    if isinstance(d, int):
+        return ("int", 0)
+    if isinstance(d, float):
+        return ("real", 0)
+    if isinstance(d, tuple) and d and all(isinstance(x, float) for x in d):
+        return ("reals", len(d))
+    if isinstance(d, tuple) and d and all(isinstance(x, int) for x in d):
+        return ("ints", len(d))
+    return ("any", 0)
+
+
+def _is_real(x):
+    import numbers
+    return isinstance(x, numbers.Real) and not isinstance(x, bool) and \
+        type(x).__name__ not in ("bool_", "bool")
+
+
+def _is_int(x):
+    import numbers
+    return isinstance(x, numbers.Integral) and not isinstance(x, bool) and \
+        type(x).__name__ not in ("bool_", "bool")
+
+
+def _check_field(group, f, value):
+    """One field: its kind from its default (or the table above)."""
+    kind, n = _kind(f)
+    unit = FIELD_UNITS.get(f.name)
+    where = "config.%s.%s" % (group, f.name)
+    what = " (%s)" % unit if unit else ""
+
+    def bad(expected):
+        shown = repr(value)
+        if len(shown) > 60:
+            shown = shown[:57] + "..."
+        return NbsimError("%s: expected %s%s, got %s" % (where, expected, what, shown))
+
+    if value is None:
+        if f.default is None:
+            return
+        raise bad("a value")
+    if kind == "real" and not _is_real(value):
+        raise bad("a number")
+    if kind == "int" and not _is_int(value):
+        raise bad("a whole number")
+    if kind == "bool" and type(value).__name__ not in ("bool", "bool_"):
+        raise bad("True or False")
+    if kind == "enum" and not isinstance(value, n):
+        raise bad("one of %s" % ", ".join("%s.%s" % (n.__name__, m.name) for m in n))
+    if kind == "path":
+        import os
+        if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
+            raise bad("a file name")
+    if kind in ("reals", "ints"):
+        ok = _is_real if kind == "reals" else _is_int
+        if not isinstance(value, (tuple, list)) or len(value) != n or not all(ok(x) for x in value):
+            raise bad("%d %s" % (n, "numbers" if kind == "reals" else "whole numbers"))
+    if kind == "matrix":
+        rows_ok = isinstance(value, (tuple, list)) and len(value) == 3 and all(
+            isinstance(r, (tuple, list)) and len(r) == 3 and all(_is_real(x) for x in r)
+            for r in value)
+        if not rows_ok:
+            raise bad("a 3x3 matrix as nested tuples")
+    if kind == "mask":
+        shape = getattr(value, "shape", None)
+        dtype = getattr(value, "dtype", None)
+        if shape is None or len(shape) != 2 or dtype is None or dtype.kind not in "biu":
+            raise bad("a 2-D integer or boolean array")
+    if kind == "records":
+        from .structure_factors import StructureFactors
+        if not isinstance(value, StructureFactors):
+            raise bad("nbsim.structure_factors.StructureFactors")

@@ -11,3 +11,8 @@ class NbsimError(ValueError):
     def __init__(self, message, exit_code=2):
         super().__init__(message)
         self.exit_code = exit_code
+
+
+class NbsimWarning(UserWarning):
+    """Something nbsim did that the caller may not expect (the command line prints
+    these on stderr; the Python API issues them as warnings)."""

@@ -27,12 +27,15 @@ from typing import Callable, Sequence, Tuple
 
 from .config import Convention, Pivot, Shape
 from .errors import NbsimError
-from .io.cparse import c_atof, c_atoi
+from .io.cparse import c_atof, c_atoi, printable
 
 RTD = 180.0 * (1.0 / math.pi)  # the reference's degrees-per-radian, computed the same way
 
-_FLOAT_RE = re.compile(r"^\s*[+-]?((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|inf(inity)?|nan)\s*$", re.I)
-_INT_RE = re.compile(r"^\s*[+-]?\d+\s*$")
+# ASCII only, as C's strtod/strtol read numbers: "１６" or "٤٥" is not a number there
+# (it reads as 0), and so it is refused here rather than taken as 0 or as 16
+_FLOAT_RE = re.compile(r"^\s*[+-]?((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|inf(inity)?|nan)\s*$",
+                       re.I | re.ASCII)
+_INT_RE = re.compile(r"^\s*[+-]?\d+\s*$", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -58,10 +61,16 @@ def _is(word):
     return lambda a: a == word
 
 
-def _setf(key, scale=1.0, divide=None):
+def _setf(key, scale=None, divide=None):
+    """``v[key] = atof(word)``, then ``/ divide`` or ``* scale``: the one operation the
+    reference writes for this flag (``/1000.0`` is not ``*(1/1000.0)`` in the last bit)."""
     def act(v, vals):
         x = c_atof(vals[0])
-        v[key] = x / divide if divide is not None else x * scale
+        if divide is not None:
+            x = x / divide
+        elif scale is not None:
+            x = x * scale
+        v[key] = x
     return act
 
 
@@ -101,9 +110,12 @@ def _vec(key, convention=True):
     return act
 
 
-def _set_pivot(pivot, key, scale):
+def _set_pivot(pivot, key, divide=None):
+    """A flag that also sets the pivot; its value is divided by ``divide`` (mm to m,
+    degrees to radians), exactly as the reference divides."""
     def act(v, vals):
-        v[key] = c_atof(vals[0]) * scale if scale != "raw" else c_atof(vals[0])
+        x = c_atof(vals[0])
+        v[key] = x / divide if divide is not None else x
         v["pivot"] = pivot
         _note_pivot(v, pivot, key)
     return act
@@ -279,17 +291,17 @@ REFERENCE_RULES: Tuple[Rule, ...] = (
       _nothing, False, "sample density (g/cm^3); accepted, unused by the reference"),
     R(("-MW", "-molecular_weight", "-molec"), lambda a: a == "-MW" or "-molec" in a, 1, "f",
       _nothing, False, "molecular weight; accepted, unused by the reference"),
-    R(("-Xbeam",), _has("-Xbeam"), 1, "f", _set_pivot(Pivot.BEAM, "xbeam", 1 / 1000.0), False,
+    R(("-Xbeam",), _has("-Xbeam"), 1, "f", _set_pivot(Pivot.BEAM, "xbeam", 1000.0), False,
       "direct-beam position on the detector, X (mm)"),
-    R(("-Ybeam",), _has("-Ybeam"), 1, "f", _set_pivot(Pivot.BEAM, "ybeam", 1 / 1000.0), False,
+    R(("-Ybeam",), _has("-Ybeam"), 1, "f", _set_pivot(Pivot.BEAM, "ybeam", 1000.0), False,
       "direct-beam position on the detector, Y (mm)"),
-    R(("-Xclose",), _has("-Xclose"), 1, "f", _set_pivot(Pivot.SAMPLE, "xclose", 1 / 1000.0),
+    R(("-Xclose",), _has("-Xclose"), 1, "f", _set_pivot(Pivot.SAMPLE, "xclose", 1000.0),
       False, "point of closest approach, X (mm)"),
-    R(("-Yclose",), _has("-Yclose"), 1, "f", _set_pivot(Pivot.SAMPLE, "yclose", 1 / 1000.0),
+    R(("-Yclose",), _has("-Yclose"), 1, "f", _set_pivot(Pivot.SAMPLE, "yclose", 1000.0),
       False, "point of closest approach, Y (mm)"),
-    R(("-ORGX",), _has("-ORGX"), 1, "f", _set_pivot(Pivot.SAMPLE, "orgx", "raw"), False,
+    R(("-ORGX",), _has("-ORGX"), 1, "f", _set_pivot(Pivot.SAMPLE, "orgx"), False,
       "XDS origin, fast (pixels)"),
-    R(("-ORGY",), _has("-ORGY"), 1, "f", _set_pivot(Pivot.SAMPLE, "orgy", "raw"), False,
+    R(("-ORGY",), _has("-ORGY"), 1, "f", _set_pivot(Pivot.SAMPLE, "orgy"), False,
       "XDS origin, slow (pixels)"),
     R(("-pivot",), _has("-pivot"), 1, "s", _pivot, False, "detector pivot: sample or beam"),
     R(("-mosflm",), _has("-mosflm"), 0, "", _convention(Convention.MOSFLM, Pivot.BEAM), False,
@@ -318,10 +330,10 @@ REFERENCE_RULES: Tuple[Rule, ...] = (
       "detector two-theta rotation axis"),
     R(("-pix0_vector", "-pix0_vector_mm"), _has("-pix0_vector"), 3, "fff", _pix0, False,
       "vector from crystal to the first pixel (metres, also for the _mm spelling)"),
-    R(("-distance",), _has("-distance"), 1, "f", _set_pivot(Pivot.BEAM, "distance", 1 / 1000.0),
+    R(("-distance",), _has("-distance"), 1, "f", _set_pivot(Pivot.BEAM, "distance", 1000.0),
       False, "crystal to detector distance along the beam (mm)"),
     R(("-close_distance",), _has("-close_distance"), 1, "f",
-      _set_pivot(Pivot.SAMPLE, "close_distance", 1 / 1000.0), False,
+      _set_pivot(Pivot.SAMPLE, "close_distance", 1000.0), False,
       "crystal to detector plane distance (mm)"),
     # the reference has this flag commented out: its default 10 m source distance only
     # scales vectors that are normalised anyway. Accepted and ignored, with a warning, so
@@ -336,7 +348,7 @@ REFERENCE_RULES: Tuple[Rule, ...] = (
       "number of sensor layers"),
     R(("-thicksteps",), _has("-thicksteps"), 1, "i", _seti("thicksteps"), False,
       "number of sensor layers"),
-    R(("-twotheta",), _has("-twotheta"), 1, "f", _set_pivot(Pivot.SAMPLE, "twotheta", 1 / RTD),
+    R(("-twotheta",), _has("-twotheta"), 1, "f", _set_pivot(Pivot.SAMPLE, "twotheta", RTD),
       False, "detector two-theta swing (degrees)"),
     R(("-detector_rotx",), _has("-detector_rotx"), 1, "f", _setf("rotx", divide=RTD), False,
       "detector rotation about x (degrees)"),
@@ -498,11 +510,19 @@ del R
 
 def _check_value(flag, word, kind):
     if kind in "fi" and word.startswith("-") and not _FLOAT_RE.match(word):
-        raise NbsimError("%s: missing value (got the flag %s instead)" % (flag, word))
+        raise NbsimError("%s: missing value (got the flag %s instead)" % (flag, printable(word)))
+    ascii_note = "" if word.isascii() else (" (only ASCII digits make a number, as for "
+                                            "nanoBragg.c's atof/atoi)")
     if kind == "f" and not _FLOAT_RE.match(word):
-        raise NbsimError("%s: expected a number, got '%s'" % (flag, word))
+        raise NbsimError("%s: expected a number, got '%s'%s" % (flag, printable(word), ascii_note))
     if kind == "i" and not _INT_RE.match(word):
-        raise NbsimError("%s: expected an integer, got '%s'" % (flag, word))
+        raise NbsimError("%s: expected an integer, got '%s'%s" % (flag, printable(word), ascii_note))
+
+
+def check_number(flag, word):
+    """A number as nanoBragg.c's atof reads one (ASCII digits only), or a one-line error
+    naming ``flag``; for nbsim's own flags that take a number."""
+    _check_value(flag, word, "f")
 
 
 def _hint(word):
@@ -515,19 +535,28 @@ def _hint(word):
     return " (did you mean %s? nanoBragg.c would silently ignore it)" % " or ".join(close)
 
 
+def known_flag(word):
+    """True for a word spelled exactly as one of the reference's documented flags."""
+    return any(word in rule.names for rule in REFERENCE_RULES)
+
+
 def apply_reference_rules(v: dict, args: Sequence[str], extra_flags: dict, warn) -> None:
-    """Apply the reference's rules to ``args`` (argv without the program name)."""
+    """Apply the reference's rules to ``args`` (argv without the program name).
+
+    ``extra_flags``: ``{position: number of values}`` of the nbsim-only flags found in
+    ``args`` (see nbsim.cli); those words and their values are not the reference's.
+    """
     n = len(args)
     consumed = [False] * n
     fired_any = [False] * n
+    nbsim_words = set(extra_flags)
+    for i, nv in extra_flags.items():
+        fired_any[i] = True
+        for j in range(i + 1, min(n, i + 1 + nv)):
+            consumed[j] = True
+            nbsim_words.add(j)
     for i, word in enumerate(args):
-        if not word.startswith("-"):
-            continue
-        if word in extra_flags:
-            nv = extra_flags[word]
-            for j in range(1, nv + 1):
-                consumed[i + j] = True if i + j < n else False
-            fired_any[i] = True
+        if not word.startswith("-") or i in nbsim_words:
             continue
         available = n - 1 - i
         for rule in REFERENCE_RULES:
@@ -587,8 +616,8 @@ def apply_reference_rules(v: dict, args: Sequence[str], extra_flags: dict, warn)
         if consumed[i] or fired_any[i]:
             continue
         if word.startswith("-") and not _FLOAT_RE.match(word):
-            raise NbsimError("unknown flag %s%s (see -h for the list)" % (word, _hint(word)))
-        raise NbsimError("unexpected argument '%s' (no flag takes it)" % word)
+            raise NbsimError("unknown flag %s%s (see -h for the list)" % (printable(word), _hint(word)))
+        raise NbsimError("unexpected argument '%s' (no flag takes it)" % printable(word))
 
 
 def implicit_switch_warnings(v):

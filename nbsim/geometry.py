@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Tuple
 
 from .config import Config, Convention, Pivot
-from .io.cparse import c_ceil_int
+from .io.cparse import c_ceil_int, c_sprintf
 from .vec import cross, dot, rotate_axis, rotate_xyz, unitize
 
 Vec = Tuple[float, float, float]
@@ -228,4 +228,4 @@ def orient_detector(g: DetectorGeometry, cfg: Config, log) -> None:
                       1000.0 * dot(pix0, (0.0, 1.0, 0.0)),
                       1000.0 * dot(pix0, (-1.0, 0.0, 0.0)))
     g.fdet, g.sdet, g.odet, g.pix0 = fdet, sdet, odet, pix0
-    log("XDS incident beam: %g %g %g" % (dot(g.beam, fdet), dot(g.beam, sdet), dot(g.beam, odet)))
+    log(c_sprintf("XDS incident beam: %g %g %g", dot(g.beam, fdet), dot(g.beam, sdet), dot(g.beam, odet)))

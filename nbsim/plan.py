@@ -25,7 +25,8 @@ from . import geometry, rng, sampling
 from .config import Config, Pivot, Shape
 from .errors import NbsimError
 from .flags import RTD
-from .io.cparse import c_ceil_int
+from .io.cparse import c_ceil_int, c_sprintf, fmt_g
+from .libm import c_div, c_sqrt
 from .sources import build_sources
 from .vec import rotate_axis, rotate_umat, unitize
 
@@ -148,21 +149,42 @@ def _apply_mosaic(table, umats, spread):
     return out
 
 
-def _read_hkl(path, default_F, cache):
+def _read_hkl(path, default_F, cache, max_bytes=None):
     """read_hkl, through ``cache`` (a dict) when one is given: a batch of frames reads
     a structure-factor file once, and again only if the file changes."""
     from .io import hkl as hkl_io
     if cache is None:
-        return hkl_io.read_hkl(path, default_F)
+        return hkl_io.read_hkl(path, default_F, max_bytes)
     try:
         st = os.stat(path)
         key = (os.path.realpath(path), st.st_size, st.st_mtime_ns, repr(default_F))
     except OSError:
-        return hkl_io.read_hkl(path, default_F)   # let the reader report the problem
+        return hkl_io.read_hkl(path, default_F, max_bytes)   # let it report
     if key not in cache:
         cache.clear()       # one table at a time: they can be large
-        cache[key] = hkl_io.read_hkl(path, default_F)
+        cache[key] = hkl_io.read_hkl(path, default_F, max_bytes)
     return cache[key]
+
+
+def _table_from_memory(records, default_F, cache, max_bytes=None):
+    """The dense table of in-memory records, through ``cache`` like a file's."""
+    if cache is None:
+        return records.table(default_F, max_bytes)
+    key = ("memory", records.key, repr(default_F))
+    if key not in cache:
+        cache.clear()
+        cache[key] = records.table(default_F, max_bytes)
+    return cache[key]
+
+
+def _check_job_size(cfg, geom, oversample, thicksteps, nsources, phisteps, domains,
+                    fhkl_bytes):
+    """The caps on total work and table memory (nbsim.limits), before the lattice
+    tables are built."""
+    from . import limits
+    pixels = limits.roi_pixels(geom.roi, geom.fpixels, geom.spixels)
+    limits.check_tables(cfg, phisteps, domains, nsources, fhkl_bytes)
+    limits.check_work(cfg, pixels, oversample, thicksteps, nsources, phisteps, domains)
 
 
 def make_plan(cfg: Config, printed_header=None, hkl_cache=None) -> Plan:
@@ -170,27 +192,22 @@ def make_plan(cfg: Config, printed_header=None, hkl_cache=None) -> Plan:
 
     ``hkl_cache``: an optional dict in which structure-factor tables read from
     ``-hkl`` files are kept for later plans (see :func:`_read_hkl`)."""
+    # numpy scalars (from the matrix file) may overflow or meet NaN, as C doubles do
+    with np.errstate(all="ignore"):
+        return _make_plan(cfg, hkl_cache)
+
+
+def _make_plan(cfg, hkl_cache):
     log: List[str] = []
     emit = log.append
     warnings: List[str] = []
     d, b, cr, s = cfg.detector, cfg.beam, cfg.crystal, cfg.sampling
-    sampling.check_counts(cfg)
-    if not (d.pixel_size > 0.0) or not math.isfinite(d.pixel_size):
-        raise NbsimError("-pixel: pixel size must be positive (got %g mm)" % (d.pixel_size * 1000))
-    if not (b.lambda0 > 0.0) or not math.isfinite(b.lambda0):
-        raise NbsimError("-lambda: wavelength must be positive and finite (got %g A; -energy "
-                         "sets it too)" % (b.lambda0 * 1e10))
-    _check_numbers(cfg)
-    if d.fpixels < 0 or d.spixels < 0:
-        raise NbsimError("-detpixels: detector size must be positive")
-    fpixels, spixels, _, _ = geometry.detector_size(cfg)
-    if fpixels <= 0 or spixels <= 0:
-        if not (math.isfinite(d.detsize_f) and math.isfinite(d.detsize_s)):
-            raise NbsimError("-detsize: detector size must be a finite number (got %g x %g mm)"
-                             % (d.detsize_f * 1000, d.detsize_s * 1000))
-        raise NbsimError("-detsize: detector must be at least one pixel (got %dx%d)" % (fpixels, spixels))
-    _check_vectors(cfg)
-    _check_roi(d.roi, fpixels, spixels)
+    cfg.validate()      # types and shapes: a wrong one is an error here, not in a kernel
+    warnings.extend(sampling.negative_count_warnings(cfg))
+    _warn_odd_values(cfg, warnings.append)
+    fpixels, spixels = _check_detector_size(cfg)
+    _check_roi(d.roi, fpixels, spixels, warnings.append)
+    _warn_degenerate_axes(cfg, warnings.append)
     if fpixels * spixels > MAX_PIXELS:
         raise NbsimError("-detpixels: a %dx%d detector is more than nbsim renders (%d pixels at "
                          "most)" % (fpixels, spixels, MAX_PIXELS))
@@ -200,27 +217,30 @@ def make_plan(cfg: Config, printed_header=None, hkl_cache=None) -> Plan:
     fluence = b.fluence
     beamsize = b.beamsize
     if b.flux != 0.0 and b.exposure > 0.0 and beamsize >= 0:
-        if beamsize == 0.0:
-            raise NbsimError("-beamsize: must be positive to turn -flux into a fluence (got 0)")
-        fluence = b.flux * b.exposure / beamsize / beamsize
+        fluence = c_div(c_div(b.flux * b.exposure, beamsize), beamsize)
     if beamsize >= 0:
         if beamsize < sample_y:
-            emit("WARNING: clipping sample (%g m high) with beam (%g m)" % (sample_y, beamsize))
+            emit(c_sprintf("WARNING: clipping sample (%g m high) with beam (%g m)", sample_y,
+                           beamsize))
             sample_y = beamsize
         if beamsize < sample_z:
-            emit("WARNING: clipping sample (%g m wide) with beam (%g m)" % (sample_z, beamsize))
+            emit(c_sprintf("WARNING: clipping sample (%g m wide) with beam (%g m)", sample_z,
+                           beamsize))
             sample_z = beamsize
 
     geom = geometry.place_detector(cfg, emit, warnings.append)
     emit(BANNER)
 
-    have_dump = cr.hkl_file is None and os.path.exists(cr.dump_file)
-    if cr.hkl_file is None and not have_dump and cr.default_F == 0.0:
+    # the dump file is read only when one is named (the command line names Fdump.bin)
+    given_F = cr.hkl_file is not None or cr.structure_factors is not None
+    have_dump = not given_F and cr.dump_file is not None and os.path.exists(cr.dump_file)
+    no_cell = cr.mat_file is None and cr.A_matrix is None and (cr.cell is None or cr.cell[0] == 0.0)
+    if not given_F and not have_dump and cr.default_F == 0.0:
         emit("ERROR: no hkl file and no dump file to read.")
-    if (cr.hkl_file is None and not have_dump and cr.default_F == 0.0) or \
-            (cr.mat_file is None and (cr.cell is None or cr.cell[0] == 0.0)):
-        what = "no cell (-cell or -mat)" if (cr.mat_file is None and (cr.cell is None or cr.cell[0] == 0.0)) \
-            else "no structure factors (-hkl, -default_F or %s)" % cr.dump_file
+    if (not given_F and not have_dump and cr.default_F == 0.0) or no_cell:
+        what = "no cell (-cell or -mat)" if no_cell \
+            else "no structure factors (-hkl, -default_F%s)" % (
+                " or " + cr.dump_file if cr.dump_file is not None else "")
         printed = "".join(line + "\n" for line in log)
         if log[-1].startswith("ERROR: no hkl file"):
             printed = printed[:-1]   # the reference prints the usage right after it
@@ -228,10 +248,12 @@ def make_plan(cfg: Config, printed_header=None, hkl_cache=None) -> Plan:
 
     # sampling decisions
     osc, phistep, phisteps = sampling.phi_steps(cr.osc, cr.phistep, cr.phisteps)
-    if phisteps <= 0:
-        # the reference's (int) of a NaN or overflowing osc/phistep: it renders nothing
-        raise NbsimError("-phistep: -osc %g degrees in steps of %g degrees gives no usable "
-                         "number of phi steps" % (cr.osc * RTD, cr.phistep * RTD))
+    if phisteps <= 0 and cr.water_size == 0.0:
+        # the reference's (int) of a NaN or overflowing osc/phistep runs no phi step: its
+        # image is then the water background alone, here zero
+        raise NbsimError("-phistep: -osc %g degrees in steps of %g degrees gives no phi step "
+                         "(%d); nanoBragg.c would render an empty image"
+                         % (cr.osc * RTD, cr.phistep * RTD, phisteps))
     hdivrange, hdivstep, hdivsteps = sampling.range_steps(b.hdivrange, b.hdivstep, b.hdivsteps)
     vdivrange, vdivstep, vdivsteps = sampling.range_steps(b.vdivrange, b.vdivstep, b.vdivsteps)
     dispersion, dispstep, dispsteps = sampling.range_steps(b.dispersion, b.dispstep, b.dispsteps)
@@ -239,7 +261,7 @@ def make_plan(cfg: Config, printed_header=None, hkl_cache=None) -> Plan:
     mu = d.mu
     if thick > 0.0 and mu < 0.0:
         mu = 1.0 / thick
-        emit("WARNING: setting detector attenuation depth to %g m" % mu)
+        emit(c_sprintf("WARNING: setting detector attenuation depth to %g m", mu))
     mosaic_spread, mosaic_domains = sampling.mosaic_domains(cr.mosaic_spread, cr.mosaic_domains, emit)
     for flag, count in (("-phisteps", phisteps), ("-mosaic_dom", mosaic_domains),
                         ("-hdivsteps", hdivsteps), ("-vdivsteps", vdivsteps),
@@ -257,6 +279,7 @@ def make_plan(cfg: Config, printed_header=None, hkl_cache=None) -> Plan:
                          % (hdivsteps, vdivsteps, dispsteps, MAX_STEPS))
 
     geometry.orient_detector(geom, cfg, emit)
+    _check_detector_plane(cfg, geom)
 
     Na, Nb, Nc = cr.Na, cr.Nb, cr.Nc
     interpolate = cr.interpolate
@@ -270,40 +293,31 @@ def make_plan(cfg: Config, printed_header=None, hkl_cache=None) -> Plan:
 
     # orientation
     from .io.mat import read_mat
-    mat = read_mat(cr.mat_file) if cr.mat_file is not None else None
+    mat = _flagged("-mat", read_mat, cr.mat_file) if cr.mat_file is not None else None
     state = rng.new_state()
     misset = cr.misset
     if cr.misset_random:
         idum = np.array([cr.misset_seed], dtype=np.int64)
         misset = rng.random_misset(idum, state)
-        emit("random orientation misset angles: %f %f %f deg"
-             % (misset[0] * RTD, misset[1] * RTD, misset[2] * RTD))
-    try:
-        with np.errstate(all="ignore"):
-            lat = crystal_mod.build_lattice(cfg, mat, misset, emit)
-    except (ArithmeticError, ValueError):
-        lat = None
-    if lat is None or not all(math.isfinite(x) for v in (lat.a, lat.b, lat.c) for x in v) \
-            or not all(x != 0.0 for v in (lat.a, lat.b, lat.c) for x in (sum(y * y for y in v),)):
-        if cr.mat_file is not None:
-            raise NbsimError("-mat: the matrix in '%s' does not give a finite unit cell (zero, "
-                             "singular or out-of-range numbers)" % cr.mat_file)
-        raise NbsimError("-cell/-misset: the unit cell is not valid (impossible angles or "
-                         "non-finite values)")
+    # (the reference prints the random angles after reading the matrix: see build_lattice)
+    # a zero, singular or non-finite cell is not refused here: the reference can still
+    # render a finite image with it (with N = 1, or a zero lattice and -cell); a render
+    # that is NaN everywhere is refused afterwards (see check_rendered)
+    lat = crystal_mod.build_lattice(cfg, mat, misset, emit, random_misset=cr.misset_random)
     a = tuple(1e-10 * x for x in lat.a)
     bb = tuple(1e-10 * x for x in lat.b)
     c = tuple(1e-10 * x for x in lat.c)
     a_len, b_len, c_len = (math.sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]) for v in (a, bb, c))
 
     if cr.sample_x > 0:
-        Na = float(math.ceil(cr.sample_x / a_len))
+        Na = _c_ceil(c_div(cr.sample_x, a_len))
     if sample_y > 0:
-        Nb = float(math.ceil(sample_y / b_len))
+        Nb = _c_ceil(c_div(sample_y, b_len))
     if sample_z > 0:
-        Nc = float(math.ceil(sample_z / c_len))
+        Nc = _c_ceil(c_div(sample_z, c_len))
     Na, Nb, Nc = (1.0 if n <= 1.0 else n for n in (Na, Nb, Nc))
     xa, xb, xc = a_len * Na, b_len * Nb, c_len * Nc
-    emit("crystal is %g x %g x %g microns" % (xa * 1e6, xb * 1e6, xc * 1e6))
+    emit(c_sprintf("crystal is %g x %g x %g microns", xa * 1e6, xb * 1e6, xc * 1e6))
     xmax = xa
     if xmax < xb:
         xmax = xb
@@ -327,26 +341,35 @@ def make_plan(cfg: Config, printed_header=None, hkl_cache=None) -> Plan:
         raise NbsimError("-oversample: %d sub-pixels per side is more than nbsim takes (%d at most)"
                          % (oversample, MAX_OVERSAMPLE))
     if oversample < recommended:
-        emit("WARNING: maximum dimension of sample is %g A" % (xmax * 1e10))
-        emit("         but reciprocal pixel size is %g A" % (reciprocal_pixel * 1e10))
+        emit(c_sprintf("WARNING: maximum dimension of sample is %g A", xmax * 1e10))
+        emit(c_sprintf("         but reciprocal pixel size is %g A", reciprocal_pixel * 1e10))
         emit("         intensity may vary significantly across a pixel!")
         emit("         recommend -oversample %d to work around this" % recommended)
     volume = xa * xb * xc
-    emit("approximate MW = %g" % (volume * 1.2e6 * AVOGADRO / (Na * Nb * Nc)))
+    emit(c_sprintf("approximate MW = %g", volume * 1.2e6 * AVOGADRO / (Na * Nb * Nc)))
 
     # structure factors
     from .io import hkl as hkl_io
     table = None
-    if cr.hkl_file is None:
-        if have_dump:
-            emit("reading Fs from %s" % cr.dump_file)
-            table = hkl_io.read_fdump(cr.dump_file)
-    else:
-        table = _read_hkl(cr.hkl_file, cr.default_F, hkl_cache)
+    if given_F:
+        from .limits import max_table_bytes
+        if cr.structure_factors is not None:
+            table = _table_from_memory(cr.structure_factors, cr.default_F, hkl_cache,
+                                       max_table_bytes(cfg))
+        else:
+            table = _flagged("-hkl", _read_hkl, cr.hkl_file, cr.default_F, hkl_cache,
+                             max_table_bytes(cfg))
         for line in getattr(table, "messages", []):
             emit(line)
-        # the reference caches what it read for runs without -hkl; the caller writes it
-        emit("writing dump file for next time: %s" % cr.dump_file)
+        if cr.dump_file is not None:
+            # the reference caches what it read for runs without -hkl; the caller writes it
+            emit("writing dump file for next time: %s" % cr.dump_file)
+    elif have_dump:
+        emit("reading Fs from %s" % cr.dump_file)
+        try:
+            table = hkl_io.read_fdump(cr.dump_file)
+        except NbsimError as exc:
+            raise NbsimError("-dump: %s (it is read because no -hkl is given)" % exc) from None
     if table is not None:
         Fhkl = np.ascontiguousarray(table.F, dtype=np.float64)
         bounds = (table.h_min, table.h_max, table.k_min, table.k_max, table.l_min, table.l_max)
@@ -361,23 +384,26 @@ def make_plan(cfg: Config, printed_header=None, hkl_cache=None) -> Plan:
     if cr.stol_file is not None:
         from .io.sources import read_columns
         emit("reading %s" % cr.stol_file)
-        read_columns(cr.stol_file, 2, kind="stol file")   # validated; never used by the physics
+        # validated; never used by the physics
+        _flagged("-stol", read_columns, cr.stol_file, 2, kind="stol file")
 
     for t in range(thicksteps):
-        emit("thick%d = %g um" % (t, thickstep * t * 1e6))
+        emit(c_sprintf("thick%d = %g um", t, thickstep * t * 1e6))
     for t in range(phisteps):
-        emit("phi%d = %g" % (t, (cr.phi0 + phistep * t) * RTD))
+        emit(c_sprintf("phi%d = %g", t, (cr.phi0 + phistep * t) * RTD))
 
     samp = _Sweep(hdivrange, hdivstep, hdivsteps, vdivrange, vdivstep, vdivsteps,
                   dispersion, dispstep, dispsteps)
     cols = None
     if b.source_file is not None:
         from .io.sources import read_source_file
-        cols = read_source_file(b.source_file)
+        cols = _flagged("-sourcefile", read_source_file, b.source_file)
         if len(cols[0]) == 0:
             raise NbsimError("-sourcefile: %s has no sources" % b.source_file)
     sx, sy, sz, si, sl, divsteps = build_sources(cfg, geom, samp, cols, emit)
     sources = np.ascontiguousarray(np.stack([sx, sy, sz, sl], axis=1))
+    _check_job_size(cfg, geom, max(oversample, 1), thicksteps, len(sl), phisteps,
+                    mosaic_domains, Fhkl.nbytes)
 
     idum = np.array([cr.mosaic_seed], dtype=np.int64)
     umats = rng.mosaic_umats(mosaic_spread, mosaic_domains, idum, state)
@@ -385,59 +411,73 @@ def make_plan(cfg: Config, printed_header=None, hkl_cache=None) -> Plan:
 
     if oversample <= 0:
         oversample = 1
-    steps = len(sl) * mosaic_domains * phisteps * oversample * oversample
+    # the reference multiplies these in C int, which wraps past 2^31 (its image is then
+    # scaled by the wrapped count); reproduced, except a count that wraps to zero
+    steps = _c_int_product(len(sl), mosaic_domains, phisteps, oversample, oversample)
+    if steps == 0:
+        raise NbsimError("-oversample/-phisteps/-mosaic_dom: %d sources x %d domains x %d phi "
+                         "steps x %d^2 sub-pixels is 2^32 times a whole number; the reference "
+                         "divides by that product in 32-bit integers, which is then zero"
+                         % (len(sl), mosaic_domains, phisteps, oversample))
     subpixel_size = d.pixel_size / oversample
 
-    emit("  %d initialized hkls (all others =%g)" % (hkls, cr.default_F))
+    emit(c_sprintf("  %d initialized hkls (all others =%g)", hkls, cr.default_F))
     shape_name = {Shape.ROUND: "ellipsoidal", Shape.SQUARE: "parallelpiped",
                   Shape.GAUSS: "gaussian", Shape.TOPHAT: "tophat-spot"}[cr.shape]
-    emit("  %s xtal: %.0fx%.0fx%.0f cells" % (shape_name, Na, Nb, Nc))
-    emit("  wave=%g meters +/- %g%% in %d steps" % (b.lambda0, dispersion * 100, dispsteps))
+    emit(c_sprintf("  %s xtal: %.0fx%.0fx%.0f cells", shape_name, Na, Nb, Nc))
+    emit(c_sprintf("  wave=%g meters +/- %g%% in %d steps", b.lambda0, dispersion * 100, dispsteps))
     if b.nopolar:
         emit("  polarization effect disabled")
     else:
-        emit("  Kahn polarization factor: %f" % b.polarization)
+        emit(c_sprintf("  Kahn polarization factor: %f", b.polarization))
     if d.curved:
         emit("  curved detector: all pixels same distance from origin")
     if d.point_pixel:
         emit("  pixel obliquity effect disabled")
     g = geom
-    emit("  incident fluence: %g photons/m^2" % fluence)
-    emit("  distance=%g detsize=%gx%g  pixel=%g meters (%dx%d pixels)"
-         % (g.distance, g.detsize_f, g.detsize_s, d.pixel_size, g.fpixels, g.spixels))
-    emit("  sensor is %g m thick in %d layers with mu= %g" % (thick, thicksteps, mu))
-    emit("  Xbeam=%g Ybeam=%g" % (g.xbeam, g.ybeam))
-    emit("  Fbeam=%g Sbeam=%g" % (g.fbeam, g.sbeam))
-    emit("  Xclose=%g Yclose=%g" % (g.xclose, g.yclose))
-    emit("  Fclose=%g Sclose=%g" % (g.fclose, g.sclose))
-    emit("  DIRECTION_OF_DETECTOR_X-AXIS= %g %g %g" % g.fdet)
-    emit("  DIRECTION_OF_DETECTOR_Y-AXIS= %g %g %g" % g.sdet)
-    emit("  DIRECTION_OF_DETECTOR_Z-AXIS= %g %g %g" % g.odet)
-    emit("  INCIDENT_BEAM_DIRECTION= %g %g %g" % g.beam)
-    emit("  spindle ROTATION_AXIS= %g %g %g" % g.spindle)
+    emit(c_sprintf("  incident fluence: %g photons/m^2", fluence))
+    emit(c_sprintf("  distance=%g detsize=%gx%g  pixel=%g meters (%dx%d pixels)", g.distance,
+                   g.detsize_f, g.detsize_s, d.pixel_size, g.fpixels, g.spixels))
+    emit(c_sprintf("  sensor is %g m thick in %d layers with mu= %g", thick, thicksteps, mu))
+    emit(c_sprintf("  Xbeam=%g Ybeam=%g", g.xbeam, g.ybeam))
+    emit(c_sprintf("  Fbeam=%g Sbeam=%g", g.fbeam, g.sbeam))
+    emit(c_sprintf("  Xclose=%g Yclose=%g", g.xclose, g.yclose))
+    emit(c_sprintf("  Fclose=%g Sclose=%g", g.fclose, g.sclose))
+    emit(c_sprintf("  DIRECTION_OF_DETECTOR_X-AXIS= %g %g %g", *g.fdet))
+    emit(c_sprintf("  DIRECTION_OF_DETECTOR_Y-AXIS= %g %g %g", *g.sdet))
+    emit(c_sprintf("  DIRECTION_OF_DETECTOR_Z-AXIS= %g %g %g", *g.odet))
+    emit(c_sprintf("  INCIDENT_BEAM_DIRECTION= %g %g %g", *g.beam))
+    emit(c_sprintf("  spindle ROTATION_AXIS= %g %g %g", *g.spindle))
     from .vec import cross
-    emit("  POLARIZATION_PLANE_NORMAL= %g %g %g" % cross(g.beam, g.polar))
-    emit("  dials origin= %g %g %g" % g.dials_origin)
+    emit(c_sprintf("  POLARIZATION_PLANE_NORMAL= %g %g %g", *cross(g.beam, g.polar)))
+    emit(c_sprintf("  dials origin= %g %g %g", *g.dials_origin))
     emit("  roi: %d < x < %d && %d < y < %d" % g.roi)
-    emit("  hdivrange=%g hdivstep=%g  radians" % (hdivrange, hdivstep))
-    emit("  vdivrange=%g vdivstep=%g  radians" % (vdivrange, vdivstep))
+    emit(c_sprintf("  hdivrange=%g hdivstep=%g  radians", hdivrange, hdivstep))
+    emit(c_sprintf("  vdivrange=%g vdivstep=%g  radians", vdivrange, vdivstep))
     emit("  %d divergence steps" % divsteps)
-    emit("  %d sources" % len(sl))
-    emit("  %d mosaic domains over mosaic spread of %g degrees" % (mosaic_domains, mosaic_spread * RTD))
-    emit("  %d phi steps from %g to %g degrees" % (phisteps, cr.phi0 * RTD, (cr.phi0 + osc) * RTD))
+    emit(c_sprintf("  %d sources", len(sl)))
+    emit(c_sprintf("  %d mosaic domains over mosaic spread of %g degrees", mosaic_domains,
+                   mosaic_spread * RTD))
+    emit(c_sprintf("  %d phi steps from %g to %g degrees", phisteps, cr.phi0 * RTD,
+                   (cr.phi0 + osc) * RTD))
     emit("  %dx%d pixel oversample steps%s%s%s" % (
         oversample, oversample, " +thick" if s.oversample_thick else "",
         " +polar" if s.oversample_polar else "", " +omega" if s.oversample_omega else ""))
     if d.mask is not None:
-        emit("  skipping zero-flagged pixels in %s" % d.mask_file)
+        emit("  skipping zero-flagged pixels in %s" % (d.mask_file or "the mask array"))
     if cfg.noise.calculate_noise:
         emit("")
         emit("  noise image paramters:")
         emit("  seed: %d" % cfg.noise.seed)
-        emit("  water droplet size: %g m" % cr.water_size)
+        emit(c_sprintf("  water droplet size: %g m", cr.water_size))
 
     w = cr.water_size
     I_bg = WATER_F * WATER_F * R_E_SQR * fluence * w * w * w * 1e6 * AVOGADRO / WATER_MW
+    if math.isnan(I_bg):
+        # every pixel starts from this background, so every pixel would be NaN
+        raise NbsimError("-fluence/-flux/-exposure/-beamsize/-water: the water background is "
+                         "NaN (fluence %s photons/m^2, water %s um), so every pixel would be "
+                         "NaN, as in nanoBragg.c" % (fmt_g(fluence), fmt_g(w * 1e6)))
 
     table_rot, first_rot = _phi_table(a, bb, c, geom.spindle, cr.phi0, phistep, phisteps,
                                       s.c_parity)
@@ -467,83 +507,243 @@ def make_plan(cfg: Config, printed_header=None, hkl_cache=None) -> Plan:
     return plan
 
 
-def _check_vectors(cfg):
-    """Zero, non-finite or degenerate axes: errors naming the flag."""
-    import math as _m
-    from .config import Convention
+def _flagged(flag, reader, *args, **kwargs):
+    """``reader(*args)``, its error prefixed by the flag that named the file."""
+    try:
+        return reader(*args, **kwargs)
+    except NbsimError as exc:
+        text = str(exc)
+        if text.startswith(flag + ":"):
+            raise
+        raise NbsimError("%s: %s" % (flag, text), exit_code=exc.exit_code) from None
+
+
+def _c_ceil(x):
+    """C's ceil() on a double: infinities and NaN pass through (math.ceil raises)."""
+    return float(math.ceil(x)) if math.isfinite(x) else x
+
+
+def _c_int_product(*factors):
+    """The product of C ints, multiplied left to right with 32-bit wrap-around."""
+    out = 1
+    for f in factors:
+        out = (out * int(f) + 2**31) % 2**32 - 2**31
+    return out
+
+
+def _nonfinite(*values):
+    return not all(math.isfinite(float(x)) for v in values for x in np.ravel(v))
+
+
+def _user_values(cfg):
+    """(flag, value as typed, bad) for the numeric settings; ``bad`` marks a value that
+    is not finite (for the beam-centre settings, where NaN means "not given", infinite)."""
+    d, b, cr = cfg.detector, cfg.beam, cfg.crystal
+    mm, deg = 1000.0, RTD
+    out = []
+
+    def add(flag, value, scale=1.0, nan_is_unset=False):
+        vals = tuple(value) if isinstance(value, tuple) else (value,)
+        bad = any(math.isinf(x) if nan_is_unset else not math.isfinite(x) for x in vals)
+        out.append((flag, " ".join(fmt_g(x * scale) for x in vals), bad))
+
+    add("-distance", d.distance, mm)
+    add("-close_distance", d.close_distance, mm, True)
+    for flag, x in (("-Xbeam", d.xbeam), ("-Ybeam", d.ybeam), ("-Xclose", d.xclose),
+                    ("-Yclose", d.yclose)):
+        add(flag, x, mm, True)
+    add("-ORGX", d.orgx, 1.0, True)
+    add("-ORGY", d.orgy, 1.0, True)
+    for flag, x in (("-twotheta", d.twotheta), ("-detector_rotx", d.rotx),
+                    ("-detector_roty", d.roty), ("-detector_rotz", d.rotz)):
+        add(flag, x, deg)
+    for flag, v in (("-fdet_vector", d.fdet_vector), ("-sdet_vector", d.sdet_vector),
+                    ("-odet_vector", d.odet_vector), ("-beam_vector", b.beam_vector),
+                    ("-twotheta_axis", d.twotheta_axis), ("-polar_vector", b.polar_vector),
+                    ("-spindle_axis", d.spindle_vector)):
+        add(flag, v)
+    add("-lambda", b.lambda0, 1e10)
+    add("-dispersion", b.dispersion, 100.0)
+    for flag, x in (("-hdivrange", b.hdivrange), ("-vdivrange", b.vdivrange),
+                    ("-hdivstep", b.hdivstep), ("-vdivstep", b.vdivstep)):
+        add(flag, x, mm)
+    if cr.cell is not None:
+        add("-cell", cr.cell[:3] + tuple(x * deg for x in cr.cell[3:]))
+    if cr.misset is not None:
+        add("-misset", cr.misset, deg)
+    for flag, x in (("-phi", cr.phi0), ("-osc", cr.osc), ("-phistep", cr.phistep),
+                    ("-mosaic", cr.mosaic_spread)):
+        add(flag, x, deg)
+    for flag, x in (("-sample_x", cr.sample_x), ("-sample_y", cr.sample_y),
+                    ("-sample_z", cr.sample_z)):
+        add(flag, x, mm)
+    add("-polar", b.polarization)
+    add("-default_F", cr.default_F)
+    add("-fudge", cr.fudge)
+    add("-detector_abs", c_div(1e6, d.mu) if d.mu > 0 else d.mu)
+    add("-detector_thick", d.thick, 1e6)
+    return out
+
+
+# which settings feed each part of the plan (for naming the cause of a NaN image)
+_NAN_GROUPS = (
+    ("detector placement", "-distance -close_distance -Xbeam -Ybeam -Xclose -Yclose -ORGX -ORGY "
+     "-twotheta -detector_rotx -detector_roty -detector_rotz -fdet_vector -sdet_vector "
+     "-odet_vector -beam_vector -twotheta_axis"),
+    ("source list", "-lambda -dispersion -hdivrange -vdivrange -hdivstep -vdivstep -beam_vector "
+     "-polar_vector"),
+    ("unit cell", "-cell -misset -lambda"),
+    ("crystal rotation", "-phi -osc -phistep -mosaic -spindle_axis"),
+    ("crystal size", "-sample_x -sample_y -sample_z"),
+    ("polarization", "-polar -polar_vector"),
+    ("structure factor", "-default_F"),
+    ("spot shape", "-fudge"),
+    ("sensor", "-detector_abs -detector_thick"),
+)
+
+
+def _nan_suspects(plan):
+    """Flags behind a NaN image: for each part of the plan that holds a non-finite
+    value, the non-finite settings that feed it, else the part's main flag."""
+    cfg, g, lat, cr = plan.config, plan.geom, plan.lattice, plan.config.crystal
+    cell_flag = "-mat %s" % cr.mat_file if cr.mat_file else "-cell"
+    broken = {
+        "detector placement": _nonfinite(g.pix0, g.fdet, g.sdet, g.odet, g.beam, g.close_distance),
+        "source list": _nonfinite(plan.sources) or bool(np.any(plan.sources[:, 3] == 0.0)),
+        "unit cell": _nonfinite(lat.a, lat.b, lat.c),
+        "crystal size": _nonfinite(plan.Na, plan.Nb, plan.Nc),
+        "polarization": not cfg.beam.nopolar and _nonfinite(cfg.beam.polarization, plan.polar_axis),
+        "structure factor": _nonfinite(cr.default_F) or _nonfinite(plan.Fhkl),
+        "spot shape": _nonfinite(cr.fudge) or (cr.fudge < 0.0 and cr.shape == Shape.ROUND),
+        "sensor": _nonfinite(plan.mu, plan.thick, plan.thickstep),
+    }
+    # the rotation table is built from the cell: blame it only for a finite cell
+    broken["crystal rotation"] = not broken["unit cell"] and _nonfinite(plan.lattice_table)
+    fallback = {"detector placement": "the detector geometry", "source list": "-lambda/-sourcefile",
+                "unit cell": cell_flag, "crystal rotation": "-phi/-osc/-mosaic",
+                "crystal size": "-xtalsize", "polarization": "-polar_vector",
+                "structure factor": "-hkl %s" % cr.hkl_file if cr.hkl_file else "-default_F",
+                "spot shape": "-fudge", "sensor": "-detector_abs/-detector_thick"}
+    values = {flag: (text, bad) for flag, text, bad in _user_values(cfg)}
+    named, shown = [], []
+    for group, flags in _NAN_GROUPS:
+        if not broken[group]:
+            continue
+        bad = [f for f in flags.split() if f in values and values[f][1] and f not in named]
+        items = ["%s %s" % (f, values[f][0]) for f in bad] or [fallback[group]]
+        named.extend(bad or [fallback[group].split()[0]])
+        shown.append("a non-finite %s from %s" % (group, ", ".join(items)))
+    return list(dict.fromkeys(named)), shown
+
+
+def refuse_all_nan(plan, image, header_note=""):
+    """Refuse a render that is NaN in every pixel it rendered (the reference, given the
+    same values, writes the same useless image). A partly NaN image is kept, as the
+    reference's is: which settings make every pixel NaN depends on culling (-dmin),
+    crystal shape and N, so the rendered image is what decides."""
+    xmin, xmax, ymin, ymax = plan.roi
+    region = image[ymin:ymax + 1, xmin:xmax + 1]
+    if plan.mask is not None:
+        region = region[plan.mask[ymin:ymax + 1, xmin:xmax + 1] != 0]
+    if region.size == 0 or not np.isnan(region).all():
+        return
+    named, shown = _nan_suspects(plan)
+    raise NbsimError("%s: every pixel of the image is NaN, as nanoBragg.c would render it "
+                     "(%s)%s" % ("/".join(named) if named else "settings",
+                                 "; ".join(shown) if shown else "from an intermediate value",
+                                 header_note))
+
+
+def _check_detector_size(cfg):
+    """(fpixels, spixels); a detector without pixels is refused: the reference would
+    write an empty or all-zero image."""
+    d = cfg.detector
+    if d.pixel_size == 0.0 or not math.isfinite(d.pixel_size):
+        raise NbsimError("-pixel: a pixel size of %s mm leaves no pixel to render"
+                         % fmt_g(d.pixel_size * 1000))
+    fpixels, spixels, detsize_f, detsize_s = geometry.detector_size(cfg)
+    for flag, n, size in (("-detpixels_f", d.fpixels, detsize_f), ("-detpixels_s", d.spixels, detsize_s)):
+        if n < 0:
+            raise NbsimError("%s: %d pixels is no detector" % (
+                "-detpixels" if d.fpixels == d.spixels else flag, n))
+        wanted = c_div(size, d.pixel_size) - 0.5
+        if not math.isfinite(wanted):
+            raise NbsimError("-detsize: a detector of %s mm in pixels of %s mm is not a number "
+                             "of pixels" % (fmt_g(size * 1000), fmt_g(d.pixel_size * 1000)))
+        if wanted > 2 ** 31 - 1:
+            raise NbsimError("-detsize: %s mm in pixels of %s mm is %s pixels along one side, "
+                             "more than nanoBragg.c can count (%d at most)"
+                             % (fmt_g(size * 1000), fmt_g(d.pixel_size * 1000),
+                                fmt_g(math.ceil(wanted)), 2 ** 31 - 1))
+    if fpixels <= 0 or spixels <= 0:
+        raise NbsimError("-detsize: a %s x %s mm detector in pixels of %s mm has no pixel "
+                         "(%d x %d)" % (fmt_g(detsize_f * 1000), fmt_g(detsize_s * 1000),
+                                        fmt_g(d.pixel_size * 1000), fpixels, spixels))
+    return fpixels, spixels
+
+
+def _warn_odd_values(cfg, warn):
+    """Values the reference renders without complaint but that are surely mistakes."""
     d, b = cfg.detector, cfg.beam
+    if d.pixel_size < 0.0:
+        warn("-pixel: a negative pixel size (%s mm) mirrors the detector; rendering as "
+             "nanoBragg.c does" % fmt_g(d.pixel_size * 1000))
+    if not b.lambda0 > 0.0 or math.isinf(b.lambda0):
+        warn("-lambda/-energy: a wavelength of %s A is not physical; rendering as nanoBragg.c "
+             "does%s" % (fmt_g(b.lambda0 * 1e10), " (the -sourcefile wavelengths are used)"
+                         if b.source_file else ""))
+
+
+def _warn_degenerate_axes(cfg, warn):
+    """Zero or parallel detector and beam axes of the CUSTOM convention: the reference
+    renders them (a zero axis stays zero), so nbsim does too, with a warning."""
+    from .config import Convention
+    from .vec import cross, magnitude
+    d, b = cfg.detector, cfg.beam
+    if d.convention != Convention.CUSTOM:
+        return   # the convention supplies the axes
     named = [("-beam_vector", b.beam_vector), ("-polar_vector", b.polar_vector),
              ("-spindle_axis", d.spindle_vector), ("-twotheta_axis", d.twotheta_axis),
              ("-fdet_vector", d.fdet_vector), ("-sdet_vector", d.sdet_vector)]
-    if d.pix0_vector is not None:
-        named.append(("-pix0_vector", d.pix0_vector))
     for flag, v in named:
-        if not all(_m.isfinite(x) for x in v):
-            raise NbsimError("%s: components must be finite numbers (got %g %g %g)" % ((flag,) + tuple(v)))
-    if d.convention != Convention.CUSTOM:
-        return   # the convention supplies the axes
-    for flag, v in named[:-1] if d.pix0_vector is not None else named:
         if v[0] == 0.0 and v[1] == 0.0 and v[2] == 0.0:
-            raise NbsimError("%s: the zero vector has no direction" % flag)
+            warn("%s: the zero vector has no direction; nanoBragg.c keeps it zero and so "
+                 "does nbsim" % flag)
     f = unitize(tuple(d.fdet_vector))[0]
     s_ = unitize(tuple(d.sdet_vector))[0]
-    from .vec import cross, magnitude
-    if magnitude(cross(f, s_)) < 1e-6:
-        raise NbsimError("-fdet_vector/-sdet_vector: the detector axes are parallel "
-                         "(degenerate basis)")
-    if not all(_m.isfinite(x) for x in d.odet_vector):
-        raise NbsimError("-odet_vector: components must be finite numbers")
+    if magnitude(f) > 0.0 and magnitude(s_) > 0.0 and magnitude(cross(f, s_)) < 1e-6:
+        warn("-fdet_vector/-sdet_vector: the detector axes are parallel; rendering the "
+             "degenerate detector as nanoBragg.c does")
 
 
-def _check_numbers(cfg):
-    """Values for which the reference renders only NaN or zeros: errors naming the flag.
-
-    NaN stands for "not given" in several settings (beam centre, close distance), as
-    in the reference, so only infinities are refused there."""
-    d, b, cr = cfg.detector, cfg.beam, cfg.crystal
-    if not math.isfinite(d.distance) or d.distance == 0.0:
-        raise NbsimError("-distance: must be a finite, non-zero distance (got %g mm)"
-                         % (d.distance * 1000))
-    if math.isinf(d.close_distance) or d.close_distance == 0.0:
-        raise NbsimError("-close_distance: must be a finite, non-zero distance (got %g mm)"
-                         % (d.close_distance * 1000))
-    sample_pivot = d.pivot == Pivot.SAMPLE   # only then are -Xclose/-Yclose/-ORGX/-ORGY used
-    for flag, x, unit in (("-Xbeam", d.xbeam, 1000), ("-Ybeam", d.ybeam, 1000),
-                          ("-Xclose", d.xclose if sample_pivot else 0.0, 1000),
-                          ("-Yclose", d.yclose if sample_pivot else 0.0, 1000),
-                          ("-ORGX", d.orgx if sample_pivot else 0.0, 1),
-                          ("-ORGY", d.orgy if sample_pivot else 0.0, 1),
-                          ("-phi", cr.phi0, RTD), ("-osc", cr.osc, RTD),
-                          ("-phistep", cr.phistep, RTD), ("-mosaic", cr.mosaic_spread, RTD),
-                          ("-xtalsize/-sample_x", cr.sample_x, 1000),
-                          ("-xtalsize/-sample_y", cr.sample_y, 1000),
-                          ("-xtalsize/-sample_z", cr.sample_z, 1000)):
-        if math.isinf(x):
-            raise NbsimError("%s: must be a finite number (got %g)" % (flag, x * unit))
-    for flag, x in (("-twotheta", d.twotheta), ("-detector_rotx", d.rotx),
-                    ("-detector_roty", d.roty), ("-detector_rotz", d.rotz)):
-        if not math.isfinite(x):
-            raise NbsimError("%s: must be a finite angle (got %g)" % (flag, x * RTD))
-    if cr.misset is not None and not all(math.isfinite(x) for x in cr.misset):
-        raise NbsimError("-misset: angles must be finite numbers (got %g %g %g)"
-                         % tuple(x * RTD for x in cr.misset))
-    if cr.cell is not None and cr.mat_file is None and not all(math.isfinite(x) for x in cr.cell):
-        raise NbsimError("-cell: values must be finite numbers (got %s)"
-                         % " ".join("%g" % (x if i < 3 else x * RTD) for i, x in enumerate(cr.cell)))
+def _check_detector_plane(cfg, geom):
+    """A detector plane through the sample: every pixel's solid angle is zero (times a
+    finite number), so the reference's image is zero, or NaN."""
+    s = cfg.sampling
+    if geom.close_distance == 0.0 and not cfg.detector.point_pixel and not s.oversample_omega:
+        raise NbsimError("-distance/-close_distance/-beam_vector: the detector plane passes "
+                         "through the sample (close distance 0, from -distance %s mm), so every "
+                         "pixel's solid angle is zero; nanoBragg.c would render an empty image"
+                         % fmt_g(cfg.detector.distance * 1000))
 
 
-def _check_roi(roi, fpixels, spixels):
+def _check_roi(roi, fpixels, spixels, warn):
+    """Negative bounds mean "not set", as in the reference (with a warning unless it is
+    the default -1); a region that selects no pixel is refused."""
     if tuple(roi) == (-1, -1, -1, -1):
         return
     xmin, xmax, ymin, ymax = roi
-    if xmin < 0 or ymin < 0 or xmax < 0 or ymax < 0:
-        raise NbsimError("-roi: pixel bounds must not be negative (got %d %d %d %d)" % tuple(roi))
-    if xmin > xmax or ymin > ymax:
-        raise NbsimError("-roi: inverted bounds (got xmin %d > xmax %d or ymin %d > ymax %d)"
-                         % (xmin, xmax, ymin, ymax))
-    if xmin >= fpixels or ymin >= spixels:
-        raise NbsimError("-roi: %d %d %d %d lies outside the %dx%d detector"
-                         % (xmin, xmax, ymin, ymax, fpixels, spixels))
+    if any(x < -1 for x in roi):
+        warn("-roi: negative bounds (%d %d %d %d) mean 'whole detector' on that side, as in "
+             "nanoBragg.c" % tuple(roi))
+    xmin = 0 if xmin < 0 else xmin
+    xmax = fpixels if xmax < 0 else xmax
+    ymin = 0 if ymin < 0 else ymin
+    ymax = spixels if ymax < 0 else ymax
+    if xmin > xmax or ymin > ymax or xmin >= fpixels or ymin >= spixels:
+        raise NbsimError("-roi: %d %d %d %d selects no pixel of the %dx%d detector (xmin xmax "
+                         "ymin ymax, inclusive); nanoBragg.c would render an empty image"
+                         % (tuple(roi) + (fpixels, spixels)))
 
 
 @dataclass

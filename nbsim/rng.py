@@ -39,6 +39,8 @@ from collections import namedtuple
 
 import numpy as np
 
+from .libm import c_cos, c_sin
+
 # Lehmer / Schrage constants of the minimal-standard generator.
 _MULT = 16807
 _MOD = 2147483647
@@ -209,8 +211,9 @@ def mosaic_rotation_umat(mosaicity, idum, state):
     ay = ring * math.cos(math.pi * r1)
     az = r2
 
-    c = math.cos(angle)
-    s = math.sin(angle)
+    # a NaN or infinite -mosaic makes a NaN matrix, as in the reference (math.cos raises)
+    c = c_cos(angle)
+    s = c_sin(angle)
     omc = 1.0 - c
     omc_x = omc * ax
     xy = omc_x * ay

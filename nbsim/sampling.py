@@ -2,14 +2,11 @@
 
 nanoBragg.c lets the user give any two of (range, step, count) and fills in the
 third; the rules differ slightly between the φ, divergence/dispersion and thickness
-sweeps, and are reproduced here exactly. A count that would divide a non-zero range
-by zero is refused up front (the reference would produce NaNs or loop forever).
+sweeps, and are reproduced here exactly. A count below zero means "not given", as in
+the reference.
 """
 from __future__ import annotations
 
-import math
-
-from .errors import NbsimError
 from .flags import RTD
 from .io.cparse import c_ceil_int
 
@@ -104,12 +101,16 @@ def mosaic_domains(spread, domains, log):
     return spread, domains
 
 
-def check_counts(cfg):
-    """Refuse negative counts the reference would silently reinterpret or divide by."""
+def negative_count_warnings(cfg):
+    """Warnings for counts below -1: the reference treats any count <= 0 as "choose for
+    me" (-1 is its own default), so nbsim does the same and says so."""
     b, d, c, s = cfg.beam, cfg.detector, cfg.crystal, cfg.sampling
+    out = []
     for flag, value in (("-hdivsteps", b.hdivsteps), ("-vdivsteps", b.vdivsteps),
                         ("-dispsteps", b.dispsteps), ("-phisteps", c.phisteps),
                         ("-mosaic_dom", c.mosaic_domains), ("-thicksteps", d.thicksteps),
                         ("-oversample", s.oversample)):
         if value < -1:
-            raise NbsimError("%s: count must not be negative (got %d)" % (flag, value))
+            out.append("%s: a negative count (%d) means 'choose for me', as in nanoBragg.c"
+                       % (flag, value))
+    return out

@@ -10,13 +10,9 @@ import math
 
 import numpy as np
 
+from .io.cparse import c_sprintf
+from .libm import c_div
 from .vec import rotate_axis, unitize
-
-
-def c_div(a, b):
-    """IEEE division as C does it (x/0 gives inf or nan, never an exception)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return float(np.float64(a) / np.float64(b))
 
 
 def divergence_grid(hdivrange, hdivstep, hdivsteps, vdivrange, vdivstep, vdivsteps, round_div):
@@ -42,7 +38,7 @@ def build_sources(cfg, geom, samp, file_columns, log):
     beam, polar, vert = geom.beam, geom.polar, geom.vert
     dist = b.source_distance
     lambda0 = b.lambda0
-    divsteps = 0
+    divsteps = -1     # the reference's initial value, printed as is with a source file
     if file_columns is not None:
         X, Y, Z, I, L = (np.array(col, dtype=np.float64) for col in file_columns)
         for i in range(len(X)):
@@ -62,11 +58,11 @@ def build_sources(cfg, geom, samp, file_columns, log):
                                samp.vdivrange, samp.vdivstep, samp.vdivsteps, b.round_div)
         divsteps = len(grid)
         for hdiv, vdiv in grid:
-            log("divergence deviation: %g %g" % (hdiv, vdiv))
+            log(c_sprintf("divergence deviation: %g %g", hdiv, vdiv))
         lambdas = [lambda0 * (1.0 + samp.dispstep * t - samp.dispersion / 2.0)
                    for t in range(samp.dispsteps)]
         for t, lam in enumerate(lambdas):
-            log("lambda%d = %.15g" % (t, lam))
+            log(c_sprintf("lambda%d = %.15g", t, lam))
         count = divsteps * samp.dispsteps
         weight = c_div(1.0, count)
         points = []
@@ -75,12 +71,12 @@ def build_sources(cfg, geom, samp, file_columns, log):
             v = rotate_axis(rotate_axis(v, polar, vdiv), vert, hdiv)
             for lam in lambdas:
                 points.append((v[0], v[1], v[2], weight, lam))
-    log("  created a total of %d sources:" % len(points))
+    log(c_sprintf("  created a total of %d sources:", len(points)))
     n = len(points)
     sx, sy, sz = np.empty(n), np.empty(n), np.empty(n)
     si, sl = np.empty(n), np.empty(n)
     for i, (x, y, z, w, lam) in enumerate(points):
-        log("%g %g %g   %g %g" % (x, y, z, w, lam))
+        log(c_sprintf("%g %g %g   %g %g", x, y, z, w, lam))
         u, _ = unitize((x, y, z))
         sx[i], sy[i], sz[i], si[i], sl[i] = u[0], u[1], u[2], w, lam
     return sx, sy, sz, si, sl, divsteps

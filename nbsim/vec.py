@@ -6,6 +6,8 @@ evaluates it; do not "simplify" these expressions. Vectors are plain tuples.
 """
 import math
 
+from .libm import c_cos, c_sin
+
 
 def dot(x, y):
     return x[0] * y[0] + x[1] * y[1] + x[2] * y[2]
@@ -44,21 +46,21 @@ def rotate_xyz(v, phix, phiy, phiz):
     """Rotate about x, then y, then z (radians); a zero angle is skipped entirely."""
     x, y, z = v
     if phix != 0:
-        c, s = math.cos(phix), math.sin(phix)
+        c, s = c_cos(phix), c_sin(phix)
         y, z = y * c + z * -s, y * s + z * c
     if phiy != 0:
-        c, s = math.cos(phiy), math.sin(phiy)
+        c, s = c_cos(phiy), c_sin(phiy)
         x, z = x * c + y * 0 + z * s, x * -s + y * 0 + z * c
     if phiz != 0:
-        c, s = math.cos(phiz), math.sin(phiz)
+        c, s = c_cos(phiz), c_sin(phiz)
         x, y = x * c + y * -s, x * s + y * c
     return (x, y, z)
 
 
 def rotate_axis(v, axis, phi):
     """Rotate ``v`` by ``phi`` about the unit vector ``axis`` (Rodrigues form)."""
-    sinphi = math.sin(phi)
-    cosphi = math.cos(phi)
+    sinphi = c_sin(phi)
+    cosphi = c_cos(phi)
     d = (axis[0] * v[0] + axis[1] * v[1] + axis[2] * v[2]) * (1.0 - cosphi)
     return (axis[0] * d + v[0] * cosphi + (-axis[2] * v[1] + axis[1] * v[2]) * sinphi,
             axis[1] * d + v[1] * cosphi + (+axis[2] * v[0] - axis[0] * v[2]) * sinphi,

@@ -1,7 +1,8 @@
 """Load the vendored nanoBragg.c runs and compare an nbsim run against one.
 
 Parity, as tests/golden/README.md defines it: every output file identical byte for
-byte, the same exit status, and the same statistics lines on stdout.
+byte, the same exit status, and the same statistics lines on stdout; and beyond it,
+the whole of stdout line for line (see :func:`stdout_lines` for what may differ).
 """
 import gzip
 import json
@@ -44,6 +45,40 @@ def stat_lines(text):
             if any(re.match(p, line) for p in STAT_PATTERNS)]
 
 
+# what may differ in stdout, on purpose: each program's banner line, nbsim's last line
+# naming its engine, buffer addresses (printed with %p), and the usage text itself
+_REF_BANNER = "nanoBragg nanocrystal diffraction simulator"
+ADDRESS = re.compile(r"= 0x[0-9a-f]+$", re.M)
+
+
+def stdout_lines(text, nbsim):
+    """stdout as comparable lines: banners as BANNER, addresses as ADDRESS, nbsim's engine
+    line dropped, and everything from the usage text on cut (a missing input prints the
+    reference's usage there and nbsim's own; the text before it must agree)."""
+    out = []
+    for line in text.replace("{in}", INPUTS).split("\n"):
+        if nbsim and line.startswith("nbsim: rendered by the "):
+            continue
+        if line.startswith(_REF_BANNER) or (line.startswith("nbsim ")
+                                           and "nanoBragg-compatible" in line):
+            line = "BANNER"
+        if "usage: nanoBragg" in line:
+            out.append(line[:line.index("usage: nanoBragg")] + "USAGE")
+            break
+        out.append(ADDRESS.sub("= ADDRESS", line))
+    return out
+
+
+def stdout_problem(case, stdout):
+    """None if stdout is line for line the reference's (see :func:`stdout_lines`)."""
+    mine, ref = stdout_lines(stdout, True), stdout_lines(case["stdout"], False)
+    if mine == ref:
+        return None
+    at = next((i for i, (a, b) in enumerate(zip(mine, ref)) if a != b), min(len(mine), len(ref)))
+    return ("stdout differs at line %d:\n  nbsim: %r\n  ref:   %r"
+            % (at + 1, mine[at] if at < len(mine) else "<end>", ref[at] if at < len(ref) else "<end>"))
+
+
 def args_for_mode(case):
     """Arguments nbsim needs to reproduce this case (c_parity cases need the switch)."""
     args = list(case["args"])
@@ -68,6 +103,9 @@ def compare(case, workdir, exit_code, stdout):
     ref = stat_lines(case["stdout"])
     if mine != ref:
         problems.append("statistics lines differ:\n  nbsim: %r\n  ref:   %r" % (mine, ref))
+    problem = stdout_problem(case, stdout)
+    if problem:
+        problems.append(problem)
     for fname in case["files"]:
         path = os.path.join(workdir, fname)
         if not os.path.exists(path):

@@ -167,7 +167,7 @@ def test_toml_job_files(tmp_path):
     ({"args": BASE, "frames": 2, "vary": {"phi": [1, 2]}}, "not a flag"),
     ({"args": BASE, "frames": 2, "vary": {"-phi": {"start": 0}}}, "start"),
     ({"args": BASE, "frames": 2, "outputs": {"-floatfile": "same.bin"}}, "no {frame} field"),
-    ({"args": BASE, "frames": 2, "outputs": {"-floatfile": "{frme}.bin"}}, "bad template"),
+    ({"args": BASE, "frames": 2, "outputs": {"-floatfile": "{frme}.bin"}}, "field {frme}"),
     ({"args": BASE, "frames": 2, "outputs": {"-hkl": "x{frame}"}}, "not one of"),
     ({"args": BASE + " -floatfile x.bin", "frames": 2}, "args set -floatfile"),
 ])
@@ -245,8 +245,11 @@ def test_under_mpiexec_two_ranks_give_the_single_process_files(tmp_path):
     done = subprocess.run([_mpiexec(), "-n", "2", sys.executable, "-m", "nbsim.batch", job],
                           env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "rank 0 of 2 (mpi4py) takes 2" in done.stdout
-    assert "rank 1 of 2 (mpi4py) takes 2" in done.stdout
+    assert "rank 0 of 2 (mpi4py), dynamic schedule" in done.stdout
+    assert "rank 1 of 2 (mpi4py), dynamic schedule" in done.stdout
+    rendered = [int(line.split(": ")[2].split()[0]) for line in done.stdout.splitlines()
+                if " rendered, " in line]
+    assert len(rendered) == 2 and sum(rendered) == 4     # each frame once, by one rank
     assert outputs_of(parallel / "scan") == outputs_of(single / "scan")
 
 
@@ -270,3 +273,196 @@ def test_structure_factors_are_read_once_per_batch(tmp_path, monkeypatch):
     finally:
         os.chdir(old)
     assert (tmp_path / "scan" / "f2.bin").read_bytes() == (tmp_path / "hand.bin").read_bytes()
+
+
+# ---------------------------------------------------------------------------
+# the command as a process: signals, concurrency, progress
+# ---------------------------------------------------------------------------
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# about 0.3 s per frame on one thread: long enough to be caught mid-job
+SLOW = ("-cell 60 60 60 90 90 90 -default_F 50 -N 10 -lambda 1.2 -distance 80 "
+        "-detpixels 384 -pixel 0.2 -oversample 2 -noprogress -engine c -threads 1")
+
+
+def start_batch(job, *extra, **popen):
+    import subprocess
+    import sys
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    return subprocess.Popen([sys.executable, "-m", "nbsim.batch", job, *extra], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
+def leftovers(folder):
+    """Temporary files and claims: a stopped run must leave none."""
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith((".tmp", ".claim")))
+
+
+def wait_for_line(stream, words, limit=300):
+    lines = []
+    for line in stream:
+        lines.append(line)
+        if words in line or len(lines) > limit:
+            break
+    return lines
+
+
+@pytest.mark.parametrize("sig, status, word", [("SIGINT", 130, "interrupted"),
+                                                ("SIGTERM", 143, "terminated")])
+def test_a_signal_stops_the_run_cleanly(tmp_path, sig, status, word):
+    import signal
+    job = write_job(tmp_path, {"args": SLOW, "frames": 40, "vary": {"-phi": {"start": 0, "step": 1}}})
+    proc = start_batch(job, "--rank", "0", "--ranks", "1")
+    seen = wait_for_line(proc.stderr, "frame 0 done")
+    assert "frame 0 done" in seen[-1], "".join(seen)
+    proc.send_signal(getattr(signal, sig))
+    out, err = proc.communicate(timeout=120)
+    err = "".join(seen) + err
+    assert proc.returncode == status, err
+    assert "Traceback" not in err and "Traceback" not in out
+    assert err.strip().splitlines()[-1].startswith("nbsim-batch: %s; " % word)
+    frames = tmp_path / "scan"
+    assert leftovers(frames) == []
+    job_obj = batch.load_job(job)
+    done = [f for f in range(40) if batch.is_done(job_obj, f)]
+    assert 1 <= len(done) < 40 and done == list(range(len(done)))
+    # the frame that was running has a complete log that says so, and no marker
+    cut = frames / ("scan_%05d.log" % len(done))
+    if cut.exists():
+        assert cut.read_text().rstrip().endswith("the frame is not marked done")
+
+
+def test_a_killed_run_is_finished_by_the_next_one(tmp_path):
+    import signal
+    spec = {"args": SLOW.replace("-detpixels 384", "-detpixels 256"), "frames": 6,
+            "vary": {"-phi": {"start": 0, "step": 1}}}
+    whole, killed, job = two_folders_with_job(tmp_path, spec, "whole", "killed")
+    proc = start_batch(job, "--rank", "0", "--ranks", "1")
+    seen = wait_for_line(proc.stderr, "frame 1 done")
+    proc.send_signal(signal.SIGKILL)          # no chance to clean up: its claim stays
+    proc.communicate(timeout=60)
+    assert "frame 1 done" in seen[-1]
+    assert run(job) == 0                      # the dead process's claim is taken over
+    assert outputs_of(killed / "scan") == outputs_of(whole / "scan")
+    assert leftovers(killed / "scan") == []
+
+
+def test_two_concurrent_runs_share_the_frames(tmp_path):
+    spec = {"args": SLOW.replace("-detpixels 384", "-detpixels 256"), "frames": 8,
+            "vary": {"-phi": {"start": 0, "step": 1}}}
+    alone, shared, job = two_folders_with_job(tmp_path, spec, "alone", "shared")
+    procs = [start_batch(job, "--schedule", "dynamic", "--rank", "0", "--ranks", "1"),
+             start_batch(job, "--rank", "0", "--ranks", "2")]   # a job array's rank too
+    results = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], results
+    rendered = [int(out.split(": rank 0: ")[1].split()[0]) for out, _err in results]
+    assert sum(rendered) == 8                 # every frame rendered once, by one of them
+    assert outputs_of(shared / "scan") == outputs_of(alone / "scan")
+    assert leftovers(shared / "scan") == []
+
+
+def test_progress_lines_and_summary(tmp_path, capsys):
+    job = write_job(tmp_path, {"args": BASE, "frames": 3})
+    assert batch.main([job, "--rank", "0", "--ranks", "1"]) == 0
+    captured = capsys.readouterr()
+    lines = [l for l in captured.err.splitlines() if " done in " in l]
+    assert [l.split(" done")[0] for l in lines] == ["nbsim-batch: frame %d" % f for f in range(3)]
+    assert all("elapsed 0:0" in l and ", ETA " in l for l in lines)
+    summary = captured.out.strip().splitlines()[-1]
+    assert summary.startswith("nbsim-batch: rank 0: 3 rendered, 0 already done, 0 failed")
+    assert summary.endswith("job: 3 of 3 frames done")
+    assert batch.main([job, "--rank", "0", "--ranks", "1", "--no-progress"]) == 0
+    captured = capsys.readouterr()
+    assert " done in " not in captured.err and "0 rendered, 3 already done" in captured.out
+
+
+def test_no_pgm_in_the_job_folder_unless_asked(tmp_path):
+    job = write_job(tmp_path, {"args": BASE, "frames": 2})
+    assert run(job) == 0
+    assert not list(tmp_path.rglob("*.pgm"))
+    asked = write_job(tmp_path, {"args": BASE, "frames": 2, "name": "p", "outputs": {
+        "-floatfile": "{frame}.bin", "-pgmfile": "{name}_{frame}.pgm"}})
+    assert run(asked) == 0
+    assert sorted(p.name for p in tmp_path.rglob("*.pgm")) == ["p_0.pgm", "p_1.pgm"]
+    assert not list(tmp_path.glob("*.img"))  # the unnamed int/noise images were discarded
+
+
+def test_a_failed_frame_is_tried_once_per_run_and_again_next_run(tmp_path):
+    (tmp_path / "a.hkl").write_text("1 2 3 4\nnot a line\n")
+    job_path = write_job(tmp_path, {"args": BASE.replace("-default_F 50", "-hkl a.hkl"),
+                                    "frames": 2})
+    assert run(job_path) == 1
+    frames = tmp_path / "scan"
+    assert sorted(p.name for p in frames.glob(".*.failed")) == [".scan_00000.failed",
+                                                                 ".scan_00001.failed"]
+    (tmp_path / "a.hkl").write_text("1 2 3 4\n")
+    assert run(job_path) == 0
+    assert not list(frames.glob(".*.failed"))
+    job = batch.load_job(job_path)
+    assert batch.is_done(job, 0) and batch.is_done(job, 1)
+
+
+def test_force_renders_everything_again(tmp_path):
+    job_path = write_job(tmp_path, {"args": BASE, "frames": 2})
+    assert run(job_path) == 0
+    before = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "scan").glob("*.bin")}
+    assert run(job_path, "--rank", "0", "--ranks", "1", "--force") == 0
+    after = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "scan").glob("*.bin")}
+    assert all(after[n] != before[n] for n in before)
+
+
+# ---------------------------------------------------------------------------
+# checks before and instead of rendering
+# ---------------------------------------------------------------------------
+
+def test_dry_run_catches_what_would_fail(tmp_path, capsys):
+    (tmp_path / "a.hkl").write_text("1 2 3 4\n")
+    job = write_job(tmp_path, {"args": BASE.replace("-default_F 50", ""), "frames": 3,
+                               "vary": {"-hkl": ["a.hkl", "a.hkl", "missing.hkl"]}})
+    assert batch.main([job, "--dry-run", "--rank", "0", "--ranks", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "nbsim-batch: error: frame 2: -hkl: cannot read 'missing.hkl' (no such file)" in err
+    assert not (tmp_path / "scan").exists()
+    (tmp_path / "taken").write_text("a file where the output folder should go")
+    job = write_job(tmp_path, {"args": BASE, "frames": 2, "directory": "taken/sub"})
+    assert batch.main([job, "--dry-run", "--rank", "0", "--ranks", "1"]) == 2
+    assert "is not a folder" in capsys.readouterr().err
+
+
+def test_dry_run_says_what_is_done_and_what_it_would_create(tmp_path, capsys):
+    job = write_job(tmp_path, {"args": BASE, "frames": 2,
+                               "outputs": {"-floatfile": "deep/{frame}.bin"}})
+    assert batch.main([job, "--dry-run", "--rank", "0", "--ranks", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "frame 0: to render (no marker): nanoBragg " in out
+    assert "; would create %s, %s\n" % (tmp_path / "scan", tmp_path / "scan" / "deep") in out
+    assert run(job) == 0
+    assert batch.main([job, "--dry-run", "--rank", "0", "--ranks", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "frame 1: done: nanoBragg" in out and "2 checked, 2 done, 0 to render" in out
+
+
+def test_a_run_checks_the_first_frame_before_rendering(tmp_path, capsys):
+    job = write_job(tmp_path, {"args": BASE + " -hkl nowhere.hkl", "frames": 2})
+    assert batch.main([job, "--rank", "0", "--ranks", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "nbsim-batch: error: frame 0: -hkl: cannot read 'nowhere.hkl' (no such file)"
+    assert not (tmp_path / "scan").exists()
+
+
+def test_a_long_job_starts_without_checking_every_frame(tmp_path, monkeypatch):
+    from nbsim.batch import runner
+    checked = []
+    real = cli.config_from_args
+    monkeypatch.setattr(cli, "config_from_args", lambda a, w=None: checked.append(1) or real(a, w))
+
+    def first_render(*_a, **_k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "render_frame", first_render)
+    job = write_job(tmp_path, {"args": BASE, "frames": 100000,
+                               "vary": {"-phi": {"start": 0, "step": 0.01}}})
+    with pytest.raises(KeyboardInterrupt):
+        run(job)
+    assert len(checked) == 2                 # the first and the last frame
+    assert leftovers(tmp_path / "scan") == []

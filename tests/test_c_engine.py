@@ -608,7 +608,9 @@ def _nasty_tables(seed, M):
     tT = r.standard_normal((9, M)) * 30.0
     special = np.array([0.0, -0.0, 1.0, -3.0, 0.5, -2.5, 7.5, 1e-310, -5e-324, 1e-17,
                         2.0 ** 40 + 0.5, -(2.0 ** 45), 12345.999999999, np.nan, np.inf,
-                        -np.inf, 3.0000000000000004, 0.49999999999999994])
+                        -np.inf, 3.0000000000000004, 0.49999999999999994,
+                        # around the ends of C's int (the nearest index becomes INT_MIN)
+                        2147483647.6, -2147483648.6, -6755399441055744.0])
     tT[0, :len(special)] = special[:M]
     tT[4, M // 2:M // 2 + len(special)] = special[:M - M // 2]
     tT[8] = np.round(tT[8])                           # whole numbers along c*

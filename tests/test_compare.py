@@ -119,6 +119,34 @@ def run_cli(tmp_path, ref_files, new_files, *extra, ref_stdout=None, new_stdout=
     return code, summary, out
 
 
+def check_figures(out, size, identical, ref=None, new=None):
+    """nb-compare's PNGs, read with Pillow: the picture (where its "image_box" text
+    says, enlarged by a whole factor) is exactly the preview of the image, with a
+    title and a colour bar around it; the difference picture is black when the runs
+    agree."""
+    Image = pytest.importorskip("PIL.Image", reason="Pillow is a declared dependency")
+    w, h = size
+    expect = {}
+    if ref is not None:
+        pa, pb = ci.preview_pair(ref, new)
+        expect = {"reference.png": np.stack([pa] * 3, -1), "nbsim.png": np.stack([pb] * 3, -1),
+                  "diff.png": ci.preview_diff(ref, new)}
+    for name in ("reference.png", "nbsim.png", "diff.png"):
+        with Image.open(out / name) as im:
+            arr = np.asarray(im.convert("RGB"))
+            left, top, iw, ih, zoom = (int(x) for x in im.text["image_box"].split())
+            assert im.text["Title"].startswith({"reference.png": "reference: ",
+                                                "nbsim.png": "nbsim: ",
+                                                "diff.png": "nbsim - reference: "}[name])
+        assert (iw, ih) == (w * zoom, h * zoom) and zoom >= 1
+        assert arr.shape[0] > top + ih and arr.shape[1] > left + iw + 10   # room for the bar
+        picture = arr[top:top + ih, left:left + iw][::zoom, ::zoom]
+        if name in expect:
+            assert np.array_equal(picture, expect[name])
+        if name == "diff.png" and identical:
+            assert not picture.any()
+
+
 def read_png(data):
     """Minimal PNG reader for our own files: (width, height, color_type, pixels)."""
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
@@ -356,10 +384,7 @@ def test_identical_runs_exit_0_and_summary_schema(tmp_path, capsys):
     assert (out / "reference_stdout.txt").read_text() == stats_text()
     assert (out / "nbsim_stdout.txt").read_text() == stats_text()
     assert s["previews"]["file"] == "floatimage.bin"
-    for name in ("reference.png", "nbsim.png", "diff.png"):
-        w, h, _c, _px = read_png((out / name).read_bytes())
-        assert (w, h) == (4, 3)
-    assert not read_png((out / "diff.png").read_bytes())[3].any()
+    check_figures(out, (4, 3), identical=True)
     printed = capsys.readouterr().out
     assert "floatimage.bin" in printed and "verdict: identical (exit 0)" in printed
 
@@ -684,3 +709,14 @@ def test_real_reference_source_matches_nbsim(tmp_path):
     s = json.loads((out / "summary.json").read_text())
     assert code == 0, s["messages"]
     assert s["files"] and all(f["identical"] for f in s["files"])
+
+
+def test_figures_hold_the_previews_with_title_and_colour_bar(tmp_path):
+    rng = np.random.default_rng(4)
+    ref = rng.random((30, 50)) * 100
+    new = ref.copy()
+    new[3, 4] += 5
+    new[20, 40] -= 7
+    for name, data in ci.preview_figures(ref, new, "floatimage.bin").items():
+        (tmp_path / name).write_bytes(data)
+    check_figures(tmp_path, (50, 30), identical=False, ref=ref, new=new)

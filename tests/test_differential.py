@@ -5,18 +5,22 @@ statistics lines must agree. Skipped without NB_C_BIN.
 import filecmp
 import os
 import random
-import subprocess
-import sys
 
 import pytest
 
 import golden_cases as gc
+import refpair
 
-REF = os.environ.get("NB_C_BIN")
+REF = refpair.REF
 pytestmark = pytest.mark.skipif(not REF, reason="NB_C_BIN is not set: point it at your own "
                                 "nanoBragg binary to run random differential tests")
 ROOT = os.path.dirname(gc.HERE)
 SEEDS = int(os.environ.get("NBSIM_DIFF_SEEDS", "12"))
+
+
+def two(r, lo, hi):
+    """A random value with two decimals, as users type them."""
+    return "%.2f" % r.uniform(lo, hi)
 
 
 def pick(r):
@@ -35,39 +39,45 @@ def pick(r):
     else:
         a += ["-default_F", str(r.choice([10, 100]))]
     n = r.choice([1, 2, 3, 4, 5, 7])
-    if r.random() < 0.2:
+    sharp = r.random() < 0.5
+    if sharp:
+        # sharp lattice peaks make a last-bit difference in any length or angle visible
+        a += ["-Na", str(r.choice([1000, 20000, 100000])), "-Nb", str(r.choice([1000, 50000])),
+              "-Nc", str(r.choice([3000, 100000])), "-oversample", "1"]
+    elif r.random() < 0.2:
         a += ["-Na", str(r.randint(1, 6)), "-Nb", str(r.randint(1, 6)), "-Nc", str(r.randint(1, 6))]
     else:
         a += ["-N", str(n)]
-    a += r.choice([["-lambda", str(r.choice([0.9, 1.0, 1.3, 1.5]))], ["-energy", "11000"]])
+    a += r.choice([["-lambda", "%.2f" % r.uniform(0.8, 1.6)], ["-energy", "%.2f" % r.uniform(8000, 13000)]])
     det = r.choice([48, 64, 80])
     a += r.choice([["-detpixels", str(det)], ["-detpixels_f", str(det), "-detpixels_s", str(det - 16)], ["-detsize", str(det * 0.1)]])
     a += ["-pixel", r.choice(["0.1", "0.172"]) if "-detsize" not in a else "0.1"]
-    a += r.choice([["-distance", str(r.randint(50, 150))], ["-close_distance", str(r.randint(50, 150))]])
+    # random two-decimal values: about one in seven differs between x/1000 and x*(1/1000)
+    a += r.choice([["-distance", two(r, 50, 150)], ["-close_distance", two(r, 50, 150)]])
     conv = r.choice([[], [], ["-mosflm"], ["-xds"], ["-adxv"], ["-denzo"], ["-dials"]])
     a += conv
     if r.random() < 0.3:
-        a += ["-Xbeam", "%.2f" % r.uniform(2, 6), "-Ybeam", "%.2f" % r.uniform(2, 6)]
+        a += ["-Xbeam", two(r, 2, 6), "-Ybeam", two(r, 2, 6)]
     if r.random() < 0.2:
-        a += ["-detector_rotx", str(r.randint(-5, 5)), "-detector_roty", str(r.randint(-5, 5)), "-detector_rotz", str(r.randint(-5, 5))]
+        a += ["-detector_rotx", two(r, -5, 5), "-detector_roty", two(r, -5, 5), "-detector_rotz", two(r, -5, 5)]
     if r.random() < 0.2:
-        a += ["-twotheta", str(r.randint(-15, 15))]
+        a += ["-twotheta", two(r, -15, 15)]
     if r.random() < 0.1:
         a += ["-pivot", r.choice(["sample", "beam"])]
     if r.random() < 0.3:
-        a += ["-phi", str(r.choice([0, 0, 5, -1])), "-osc", str(r.choice([0.5, 1, 3])), "-phisteps", str(r.randint(1, 4))]
+        a += ["-phi", r.choice(["0", "0", two(r, -5, 5)]), "-osc", two(r, 0.1, 3), "-phisteps", str(r.randint(1, 4))]
     if r.random() < 0.1:
         a += ["-spindle_axis", "0", "1", "0"]
     if r.random() < 0.3:
-        a += ["-mosaic", str(r.choice([0.2, 0.5, 1.0])), "-mosaic_dom", str(r.randint(1, 5)), "-mosaic_seed", str(r.randint(1, 99))]
+        a += ["-mosaic", two(r, 0.05, 1.0), "-mosaic_dom", str(r.randint(1, 5)), "-mosaic_seed", str(r.randint(1, 99))]
     if r.random() < 0.25:
-        a += ["-hdivrange", "0.3", "-vdivrange", "0.2", "-hdivsteps", str(r.randint(1, 3)), "-vdivsteps", str(r.randint(1, 3))]
+        a += ["-hdivrange", two(r, 0.1, 0.5), "-vdivrange", two(r, 0.1, 0.5), "-hdivsteps", str(r.randint(1, 3)), "-vdivsteps", str(r.randint(1, 3))]
         if r.random() < 0.5:
             a += ["-square_div"]
     if r.random() < 0.2:
-        a += ["-dispersion", "2", "-dispsteps", str(r.randint(1, 3))]
+        a += ["-dispersion", two(r, 0.5, 3), "-dispsteps", str(r.randint(1, 3))]
     if r.random() < 0.2:
-        a += ["-detector_abs", str(r.choice([200, 500])), "-detector_thick", str(r.choice([100, 300])), "-thicksteps", str(r.randint(1, 3))]
+        a += ["-detector_abs", two(r, 100, 500), "-detector_thick", two(r, 50, 300), "-thicksteps", str(r.randint(1, 3))]
     if r.random() < 0.25:
         a += ["-oversample", str(r.randint(1, 3))]
         for f in ("-oversample_thick", "-oversample_polar", "-oversample_omega"):
@@ -87,11 +97,11 @@ def pick(r):
     if r.random() < 0.05:
         a += ["-pix0_vector", "0.1", "0.003", "-0.003"]
     if r.random() < 0.08:
-        a += ["-ORGX", "%.2f" % r.uniform(10, 50), "-ORGY", "%.2f" % r.uniform(10, 50)]
+        a += ["-ORGX", two(r, 10, 50), "-ORGY", two(r, 10, 50)]
     if r.random() < 0.05:
         a = ["-mask", gc.INPUTS + "/mask.img"] + [x for x in a]
     if r.random() < 0.05:
-        a += ["-Xclose", "4", "-Yclose", "5"]
+        a += ["-Xclose", two(r, 3, 5), "-Yclose", two(r, 3, 5)]
     if r.random() < 0.05:
         a += ["-twotheta_axis", "0", "0", "1"]
     if r.random() < 0.05:
@@ -103,7 +113,7 @@ def pick(r):
     if r.random() < 0.1:
         a += ["-interpolate"]
     if r.random() < 0.1:
-        a += ["-water", "50"]
+        a += ["-water", two(r, 10, 90)]
     if r.random() < 0.1:
         a += ["-sourcefile", gc.INPUTS + "/sources.txt"]
     if r.random() < 0.1:
@@ -141,17 +151,7 @@ def _mask_mismatch(args):
 
 
 def _run_both(tmp_path, args, nbsim_extra):
-    """The reference (one thread) and nbsim on ``args``, each in its own empty folder;
-    returns (reference process, nbsim process, reference folder, nbsim folder)."""
-    ref_dir, nb_dir = tmp_path / "ref", tmp_path / "nb"
-    ref_dir.mkdir()
-    nb_dir.mkdir()
-    ref = subprocess.run([REF] + args, cwd=ref_dir, capture_output=True, text=True,
-                         env=dict(os.environ, OMP_NUM_THREADS="1"), timeout=600)
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    nb = subprocess.run([sys.executable, "-m", "nbsim"] + args + nbsim_extra, cwd=nb_dir,
-                        capture_output=True, text=True, env=env, timeout=600)
-    return ref, nb, ref_dir, nb_dir
+    return refpair.run_both(tmp_path, args, nbsim_extra)
 
 
 @pytest.mark.parametrize("engine", ["numba", "c"])
@@ -164,6 +164,7 @@ def test_random_command_line_matches_reference(seed, engine, tmp_path):
     ref, nb, ref_dir, nb_dir = _run_both(tmp_path, args, ["-c_parity", "-engine", engine])
     assert nb.returncode == ref.returncode, nb.stderr
     assert gc.stat_lines(nb.stdout) == gc.stat_lines(ref.stdout)
+    assert gc.stdout_lines(nb.stdout, True) == gc.stdout_lines(ref.stdout, False)
     assert sorted(os.listdir(nb_dir)) == sorted(os.listdir(ref_dir))
     for name in os.listdir(ref_dir):
         assert filecmp.cmp(ref_dir / name, nb_dir / name, shallow=False), name
@@ -181,3 +182,34 @@ def test_negative_fluence_images_match_reference(fluence, engine, tmp_path):
     assert sorted(os.listdir(nb_dir)) == sorted(os.listdir(ref_dir))
     for name in os.listdir(ref_dir):
         assert filecmp.cmp(ref_dir / name, nb_dir / name, shallow=False), name
+
+
+def pick_sharp_geometry(r):
+    """Sharp peaks (N of 2*10^4 to 10^5, one sub-pixel) and every length and angle of the
+    geometry a random two-decimal value: a conversion that differs from the reference's
+    in the last bit (x*(1/1000) for x/1000) changes some pixels of the float image."""
+    a = ["-cell"] + r.choice(["70 80 90 90 90 90", "60 70 80 90 100 110"]).split()
+    a += ["-default_F", "50", "-oversample", "1", "-detpixels", "64", "-pixel", two(r, 0.05, 0.2),
+          "-lambda", two(r, 0.8, 1.6), "-misset", two(r, -40, 40), two(r, -40, 40), two(r, -40, 40)]
+    a += [w for n in ("-Na", "-Nb", "-Nc") for w in (n, str(r.choice([20000, 100000])))]
+    a += r.choice([["-distance", two(r, 50, 150)], ["-close_distance", two(r, 50, 150)]])
+    a += ["-Xbeam", two(r, 2, 5), "-Ybeam", two(r, 2, 5), "-twotheta", two(r, -10, 10),
+          "-detector_rotx", two(r, -3, 3), "-detector_roty", two(r, -3, 3),
+          "-detector_rotz", two(r, -3, 3)]
+    a += r.choice([[], ["-Xclose", two(r, 2, 5), "-Yclose", two(r, 2, 5)],
+                   ["-ORGX", two(r, 20, 40), "-ORGY", two(r, 20, 40)]])
+    a += ["-pivot", r.choice(["beam", "sample"])]
+    a += ["-phi", two(r, 1, 20), "-osc", two(r, 0.01, 0.2)]
+    a += r.choice([[], ["-mosaic", two(r, 0.01, 0.3), "-mosaic_dom", "2"],
+                   ["-divergence", two(r, 0.05, 0.3), "-dispersion", two(r, 0.05, 0.5)]])
+    a += ["-nonoise", "-nopgm", "-noprogress", "-floatfile", "float.bin", "-intfile", "int.img"]
+    return a
+
+
+@pytest.mark.parametrize("engine", ["numba", "c"])
+@pytest.mark.parametrize("seed", range(max(1, SEEDS // 2)))
+def test_sharp_two_decimal_geometry_matches_reference(seed, engine, tmp_path):
+    args = pick_sharp_geometry(random.Random(104729 * seed + (engine == "c")))
+    ref, nb, ref_dir, nb_dir = _run_both(tmp_path, args, ["-engine", engine])
+    assert nb.returncode == ref.returncode == 0, nb.stderr
+    assert refpair.differing_files(ref_dir, nb_dir) == [], " ".join(args)

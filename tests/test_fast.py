@@ -80,6 +80,15 @@ def _fp(N, fudge, recip):
     return fp
 
 
+def _c_nearest(x):
+    """The exact path's nearest whole index: (int)ceil(x - 0.5) as the reference's
+    x86-64 build converts it (INT_MIN for NaN and outside the int range)."""
+    if x != x:
+        return -2147483648
+    c = math.ceil(x - 0.5) if math.isfinite(x) else 2 ** 63
+    return c if -2147483648 <= c <= 2147483647 else -2147483648
+
+
 def _exact_latt(shape, h, k, l, N, fudge, recip):
     """F_latt as the exact path computes it (libm)."""
     Na, Nb, Nc = N
@@ -89,7 +98,7 @@ def _exact_latt(shape, h, k, l, N, fudge, recip):
             if n > 1:
                 f *= nk._sincg(math.pi * x, n)
         return f
-    h0, k0, l0 = (math.ceil(v - 0.5) for v in (h, k, l))
+    h0, k0, l0 = (_c_nearest(v) for v in (h, k, l))
     dh, dk, dl = h - h0, k - k0, l - l0
     if shape == P.SHAPE_ROUND:
         hrad_sqr = dh * dh * Na * Na + dk * dk * Nb * Nb + dl * dl * Nc * Nc
@@ -129,6 +138,34 @@ def test_fast_lattice_factor_elementwise(shape, N, fudge):
     assert np.all(np.abs(fast - exact) <= 1e-9 * np.maximum(np.abs(exact), 1e-3 * peak))
     # ... and computed another way (not the libm path under another name)
     assert np.count_nonzero(fast != exact) > len(hkl) // 20
+
+
+# indices around and beyond the ends of C's int, where the reference's nearest index
+# becomes INT_MIN (and -1.5 * 2**52, where rounding by adding 1.5 * 2**52 fails)
+BEYOND_INT = [2147483647.4, 2147483647.5, 2147483647.6, -2147483648.4, -2147483648.5,
+              -2147483648.6, 3.0e9 + 0.25, -3.0e9, -6755399441055744.0, 1.0e300, float("nan")]
+
+
+@pytest.mark.parametrize("shape", [P.SHAPE_ROUND, P.SHAPE_GAUSS, P.SHAPE_TOPHAT])
+def test_fast_lattice_factor_uses_the_references_int_indices(shape):
+    """Far from any real spot, but the exact path's arithmetic all the same: h - INT_MIN
+    where the nearest index leaves the int range."""
+    N, fudge = (5.0, 6.0, 7.0), 0.8
+    fp = _fp(N, fudge, RECIP)
+    for h in BEYOND_INT:
+        for hkl in ((h, 0.2, 0.1), (0.1, h, 0.2), (0.2, 0.1, h)):
+            fast = nk._fast_latt(shape, *hkl, fp)
+            exact = _exact_latt(shape, *hkl, N, fudge, RECIP)
+            if exact != exact:
+                assert fast != fast, hkl
+            else:
+                assert abs(fast - exact) <= 1e-9 * max(abs(exact), 1e-3 * 210.0), (hkl, fast, exact)
+    # inside the int range the index is the nearest integer (the factor near its peak)
+    peak = nk._fast_latt(shape, 2147483000.0, 0.0, 0.0, fp)
+    assert peak == pytest.approx(210.0 * (0.723601254558268 if shape == P.SHAPE_ROUND else 1.0))
+    for h in BEYOND_INT[:-1]:
+        assert nk._nearest_c(h) == _c_nearest(h), h
+    assert nk._nearest_c(float("nan")) == -2147483648.0
 
 
 def _sinc3_series(x):
@@ -234,3 +271,30 @@ def test_printout_under_fast_shows_the_pixels_last_evaluation(extra):
     assert abs(abs(got["fast"]["F_latt"]) - abs(got["parity"]["F_latt"])) \
         <= 1e-9 * abs(got["parity"]["F_latt"])
     assert got["fast"]["F_cell"] == pytest.approx(got["parity"]["F_cell"], rel=1e-12)
+
+
+def test_printout_under_fast_equals_parity_with_culled_pixels(capsys, tmp_path, monkeypatch):
+    """A top-hat crystal's -fast arithmetic is the exact one, so -printout under -fast
+    prints what parity mode prints, line for line, also where -dmin culls whole pixels
+    and rows (their values carry over from the pixels before, across rows and blocks)."""
+    from nbsim import cli
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("NBSIM_BLOCK_ROWS", "3")
+    args = ("-cell 70 80 90 75 85 95 -misset 10 20 30 -lambda 1.0 -default_F 100 -N 6 "
+            "-tophat_spots -dmin 14 -detpixels 14 -pixel 0.5 -distance 40 -seed 1 "
+            "-floatfile f.bin -nonoise -nopgm -printout " + MOSAIC).split()
+    out = {}
+    for mode in ("parity", "fast"):
+        assert cli.main(args + (["-fast"] if mode == "fast" else [])) == 0
+        out[mode] = capsys.readouterr().out
+    hkl = [line for line in out["fast"].splitlines() if line.startswith("hkl=")]
+    assert len(hkl) == 14 * 14
+    # -dmin 14 culls rows 0 and 1 whole and the ends of the rows below; the centre is
+    # rendered. Pixel (0, 3) is culled and shows what row 2 left.
+    stol = [float(line.split("stol = ")[1].split()[0])
+            for line in out["fast"].splitlines() if " : stol = " in line]
+    culled = [x > 0.5 / 14e-10 for x in stol]
+    assert all(culled[:28]) and culled[3 * 14] and not culled[7 * 14 + 7]
+    assert hkl[3 * 14] == hkl[3 * 14 - 1] and hkl[3 * 14] != "hkl= 0.000000 0.000000 0.000000" \
+        "  hkl0= 0 0 0"
+    assert out["fast"] == out["parity"]

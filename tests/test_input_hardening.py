@@ -83,9 +83,11 @@ def test_source_file_garbage(tmp_path, monkeypatch, capsys):
     ("OSC_RANGE=inf;\n", ["OSC_RANGE=inf"]),
 ])
 def test_smv_header_infinities(tmp_path, monkeypatch, capsys, flag, extra, fragments):
+    # the reference's image is NaN everywhere; the error names the header value
     code, _, err = run_in(tmp_path, monkeypatch, capsys, BASE + DF + [flag, "x.img"],
                           {"x.img": smv(extra=extra)})
-    assert_error(code, err, flag + ":", "x.img", *fragments, tmp_path=tmp_path)
+    assert_error(code, err, "NaN", "the %s header of 'x.img'" % flag, *fragments,
+                 tmp_path=tmp_path)
 
 
 @pytest.mark.parametrize("flag", ["-img", "-mask"])
@@ -102,26 +104,32 @@ def test_missing_img_names_the_flag(tmp_path, monkeypatch, capsys):
 
 
 @pytest.mark.parametrize("args, fragments", [
-    (["-distance", "nan"], ["-distance", "finite"]),
-    (["-distance", "0"], ["-distance", "non-zero"]),
-    (["-distance", "1e400"], ["-distance"]),
-    (["-close_distance", "0"], ["-close_distance"]),
-    (["-Xbeam", "inf"], ["-Xbeam", "finite"]),
-    (["-twotheta", "nan"], ["-twotheta", "finite"]),
-    (["-detector_rotx", "inf"], ["-detector_rotx"]),
-    (["-phi", "inf"], ["-phi"]),
-    (["-osc", "inf", "-phisteps", "2"], ["-osc"]),
-    (["-osc", "1", "-phistep", "nan"], ["-phistep", "phi steps"]),
-    (["-osc", "1", "-phistep", "1e-300"], ["-phistep", "phi steps"]),
-    (["-mosaic", "inf"], ["-mosaic"]),
-    (["-misset", "nan", "0", "0"], ["-misset", "finite"]),
-    (["-misset", "inf", "0", "0"], ["-misset"]),
-    (["-cell", "inf", "100", "100", "90", "90", "90"], ["-cell", "finite"]),
-    (["-cell", "100", "100", "100", "180", "90", "90"], ["-cell", "unit cell"]),
-    (["-xtalsize", "inf"], ["-xtalsize"]),
-    (["-energy", "0"], ["-lambda", "-energy"]),
-    (["-flux", "1e12", "-beamsize", "0"], ["-beamsize"]),
-    (["-detsize", "nan", "-detpixels", "0"], ["-detsize", "finite"]),
+    (["-distance", "nan"], ["-distance: every pixel", "NaN", "-distance nan"]),
+    (["-distance", "0"], ["-distance", "passes through the sample"]),
+    (["-distance", "1e400"], ["-distance inf"]),
+    (["-close_distance", "0"], ["-close_distance", "passes through the sample"]),
+    (["-Xbeam", "inf"], ["-Xbeam inf", "NaN"]),
+    (["-twotheta", "nan"], ["-twotheta nan", "NaN"]),
+    (["-detector_rotx", "inf"], ["-detector_rotx inf"]),
+    (["-phi", "inf"], ["-phi inf"]),
+    (["-osc", "inf", "-phisteps", "2"], ["-osc inf"]),
+    (["-osc", "1", "-phistep", "nan"], ["-phistep", "no phi step"]),
+    (["-osc", "1", "-phistep", "1e-300"], ["-phistep", "no phi step"]),
+    (["-mosaic", "inf"], ["-mosaic inf"]),
+    (["-misset", "nan", "0", "0"], ["-misset nan 0 0"]),
+    (["-misset", "inf", "0", "0"], ["-misset inf 0 0"]),
+    (["-cell", "inf", "100", "100", "90", "90", "90"], ["-cell inf 100 100 90 90 90"]),
+    (["-cell", "100", "100", "100", "180", "90", "90"], ["-cell", "NaN"]),
+    (["-xtalsize", "inf"], ["-sample_x inf"]),
+    (["-polar", "nan"], ["-polar nan"]),
+    (["-fluence", "nan"], ["-fluence", "NaN"]),
+    (["-water", "nan"], ["-water", "NaN"]),
+    (["-default_F", "nan"], ["-default_F nan"]),
+    (["-dispersion", "nan"], ["-dispersion nan"]),
+    (["-divergence", "nan"], ["-hdivrange nan"]),
+    (["-flux", "1e12", "-beamsize", "0"], ["-beamsize", "NaN"]),
+    (["-detsize", "nan", "-detpixels", "0"], ["-detsize", "not a number of pixels"]),
+    (["-detsize", "1e9", "-detpixels", "0"], ["-detsize", "1e+09 mm", "more than"]),
     (["-oversample", "5000"], ["-oversample", "1000 at most"]),
     (["-N", "2000000000"], ["-oversample", "auto-selected"]),
     (["-divergence", "1", "-divsteps", "100000"], ["-divsteps", "sources"]),
@@ -203,3 +211,148 @@ def test_module_entry_point_one_line_error(tmp_path):
     assert "Traceback" not in p.stderr
     assert p.stderr.rstrip("\n").splitlines()[-1].startswith("nanoBragg: error: -distance")
     assert not any((tmp_path / n).exists() for n in OUTPUTS)
+
+
+# --- issue 13: unbounded reads, flags as values, non-ASCII digits, limits -----------------
+
+FILE_FLAGS = ["-img", "-mask", "-dump", "-hkl", "-mat", "-sourcefile", "-stol"]
+
+
+def _file_args(flag, path):
+    # -dump is read only without -hkl; -hkl/-dump need no -default_F to be read
+    return BASE + ([] if flag in ("-hkl", "-dump") else DF) + [flag, path]
+
+
+@pytest.mark.parametrize("flag", FILE_FLAGS)
+def test_device_is_refused_not_read(tmp_path, monkeypatch, capsys, flag):
+    code, _, err = run_in(tmp_path, monkeypatch, capsys, _file_args(flag, "/dev/zero"))
+    assert_error(code, err, flag, "/dev/zero", "character device", "not a regular file",
+                 tmp_path=tmp_path)
+
+
+@pytest.mark.parametrize("flag", FILE_FLAGS)
+def test_fifo_is_refused_without_blocking(tmp_path, flag):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    # nobody ever writes to the FIFO: opening it for reading must not wait
+    p = subprocess.run([sys.executable, "-m", "nbsim"] + _file_args(flag, "pipe"),
+                       cwd=tmp_path, capture_output=True, text=True, env=env, timeout=60)
+    assert p.returncode not in (0, None)
+    last = p.stderr.rstrip("\n").splitlines()[-1]
+    assert last.startswith("nanoBragg: error: ") and flag in last and "FIFO" in last, last
+
+
+@pytest.mark.parametrize("flag", FILE_FLAGS)
+def test_directory_is_refused(tmp_path, monkeypatch, capsys, flag):
+    (tmp_path / "d").mkdir()
+    code, _, err = run_in(tmp_path, monkeypatch, capsys, _file_args(flag, "d"))
+    assert_error(code, err, flag, "'d'", "directory", tmp_path=tmp_path)
+
+
+def _sparse(path, head, size):
+    """``head`` followed by zeros up to ``size`` bytes, without writing them (sparse)."""
+    with open(path, "wb") as fh:
+        fh.write(head)
+        fh.truncate(size)
+
+
+@pytest.mark.parametrize("flag", ["-img", "-mask"])
+def test_smv_read_stops_where_the_header_says(tmp_path, monkeypatch, capsys, flag):
+    # 8x8 pixels promised, then 8 GiB more: only header and 64 pixels may be read
+    _sparse(tmp_path / "big.img", smv(), 8 << 30)
+    import nbsim.io.inputs as inputs
+    asked = []
+    real_read = inputs.InputFile.read
+
+    def counting(self, nbytes):
+        asked.append(nbytes)
+        return real_read(self, nbytes)
+    monkeypatch.setattr(inputs.InputFile, "read", counting)
+    code, _, err = run_in(tmp_path, monkeypatch, capsys, BASE + DF + [flag, "big.img"])
+    assert code == 0, err
+    assert sum(asked) <= 512 + 2 * 8 * 8 + 512
+
+
+def test_smv_promising_more_than_the_file_is_refused_before_reading(tmp_path, monkeypatch, capsys):
+    code, _, err = run_in(tmp_path, monkeypatch, capsys, BASE + DF + ["-img", "x.img"],
+                          {"x.img": smv(width=100000, height=100000)[:700]})
+    assert_error(code, err, "-img", "truncated", "expected 20000000512", tmp_path=tmp_path)
+
+
+def test_dump_read_stops_where_its_header_says(tmp_path, monkeypatch, capsys):
+    from nbsim.io import hkl
+    table = hkl.read_hkl(os.path.join(os.path.dirname(__file__), "golden", "inputs", "cubic.hkl"), 0.0)
+    hkl.write_fdump(str(tmp_path / "Fdump.bin"), table)
+    size = (tmp_path / "Fdump.bin").stat().st_size
+    with open(tmp_path / "Fdump.bin", "r+b") as fh:
+        fh.truncate(size + (8 << 30))          # 8 GiB of (sparse) zeros after the table
+    code, out, err = run_in(tmp_path, monkeypatch, capsys, BASE)
+    assert code == 0, err
+    assert "reading Fs from Fdump.bin" in out
+
+
+def test_dump_promising_a_huge_table_is_refused(tmp_path, monkeypatch, capsys):
+    code, _, err = run_in(tmp_path, monkeypatch, capsys, BASE,
+                          {"Fdump.bin": b"-100000 100000 -100000 100000 -100000 100000\n\f\0\0\0"})
+    assert_error(code, err, "-dump", "Fdump.bin", "truncated")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["Fdump.bin"]
+
+
+def test_more_than_a_million_sources_refused(tmp_path, monkeypatch, capsys):
+    line = b"-10 0 0 1 6.2e-10\n"
+    code, _, err = run_in(tmp_path, monkeypatch, capsys, BASE + DF + ["-sourcefile", "s.txt"],
+                          {"s.txt": line * (10 ** 6 + 1)})
+    assert_error(code, err, "-sourcefile", "s.txt", "1000001 entries", "1000000 at most",
+                 tmp_path=tmp_path)
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["-engine", "-threads"], ["-engine: missing value (got the flag -threads instead)"]),
+    (["-tifffile", "-engine"], ["-tifffile: missing value (got the flag -engine instead)"]),
+    (["-engine", "c", "-threads"], ["-threads: missing value"]),
+    (["-threads", "-engine", "c"], ["-threads: missing value (got the flag -engine"]),
+    (["-tifffile", "-distance", "100"], ["-tifffile: missing value (got the flag -distance"]),
+    (["-engine"], ["-engine: missing value"]),
+])
+def test_nbsim_flag_missing_its_value(tmp_path, monkeypatch, capsys, args, fragments):
+    code, _, err = run_in(tmp_path, monkeypatch, capsys, BASE + DF + args)
+    assert_error(code, err, *fragments, tmp_path=tmp_path)
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["-detpixels", "\uff11\uff16"], ["-detpixels: expected an integer", r"\uff11\uff16", "ASCII"]),
+    (["-phi", "\u0664\u0665"], ["-phi: expected a number", r"\u0664\u0665", "ASCII"]),
+    (["-distance", "1\u0660"], ["-distance: expected a number", "ASCII"]),
+    (["-cell", "70", "80", "\uff19\uff10"], ["-cell: expected a number", "ASCII"]),
+    (["-threads", "\uff14"], ["-threads: expected an integer", r"\uff14"]),
+    (["-N", "\u00b2"], ["-N: expected an integer"]),          # superscript two
+    (["-lambda", "1\u00a0"], ["-lambda: expected a number"]),   # a no-break space
+])
+def test_non_ascii_digits_are_not_numbers(tmp_path, monkeypatch, capsys, args, fragments):
+    code, _, err = run_in(tmp_path, monkeypatch, capsys, BASE + DF + args)
+    assert_error(code, err, *fragments, tmp_path=tmp_path)
+
+
+def test_threads_beyond_a_memory_limit_fall_back(tmp_path):
+    """Under ulimit -v, 1024 OpenMP threads cannot all start (libgomp would abort the
+    process); nbsim starts what it can, says so, and renders the same image."""
+    import resource
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    args = [sys.executable, "-m", "nbsim"] + BASE + DF + ["-engine", "c", "-nonoise", "-nopgm"]
+
+    def cap():
+        # 1024 default thread stacks of 8 MiB cannot fit in 3 GiB of address space
+        resource.setrlimit(resource.RLIMIT_STACK, (8 << 20, 8 << 20))
+        resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    p = subprocess.run(args + ["-threads", "1024"], cwd=tmp_path / "a", capture_output=True,
+                       text=True, env=env, timeout=120, preexec_fn=cap)
+    assert p.returncode == 0, p.stderr
+    assert "-threads: only" in p.stderr and "libgomp" not in p.stderr
+    q = subprocess.run(args + ["-threads", "1"], cwd=tmp_path / "b", capture_output=True,
+                       text=True, env=env, timeout=120)
+    assert q.returncode == 0
+    assert (tmp_path / "a" / "floatimage.bin").read_bytes() == \
+        (tmp_path / "b" / "floatimage.bin").read_bytes()

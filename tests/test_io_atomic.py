@@ -77,3 +77,41 @@ def test_failure_during_write_leaves_nothing(tmp_path):
 def test_not_a_file_name(tmp_path):
     with pytest.raises(NbsimError):
         atomic_write_bytes(str(tmp_path) + os.sep, b"x")
+
+
+def test_atomic_path_renames_on_success_and_cleans_up_on_error(tmp_path):
+    from nbsim.io.atomic import atomic_path
+    target = tmp_path / "a.h5"
+    target.write_bytes(b"old")
+    with atomic_path(target) as scratch:
+        assert os.path.basename(scratch) == "a.h5" and os.path.dirname(scratch) != str(tmp_path)
+        with open(scratch, "wb") as fh:
+            fh.write(b"new")
+        assert target.read_bytes() == b"old"          # not replaced before the end
+    assert target.read_bytes() == b"new"
+    assert sorted(os.listdir(tmp_path)) == ["a.h5"]
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as scratch:
+            with open(scratch, "wb") as fh:
+                fh.write(b"half")
+            raise RuntimeError("writer failed")
+    assert target.read_bytes() == b"new" and sorted(os.listdir(tmp_path)) == ["a.h5"]
+
+
+def test_atomic_path_through_links_and_into_devices(tmp_path):
+    from nbsim.io.atomic import atomic_path
+    real = tmp_path / "real.cbf"
+    real.write_bytes(b"x")
+    link = tmp_path / "link.cbf"
+    link.symlink_to(real)
+    with atomic_path(link) as scratch:
+        with open(scratch, "wb") as fh:
+            fh.write(b"through")
+    assert link.is_symlink() and real.read_bytes() == b"through"
+    with atomic_path("/dev/null") as scratch:
+        with open(scratch, "wb") as fh:
+            fh.write(b"gone")
+    assert os.path.exists("/dev/null") and not os.path.isfile("/dev/null")
+    with pytest.raises(NbsimError, match="nodir"):
+        with atomic_path(tmp_path / "nodir" / "a.h5"):
+            pass

@@ -140,8 +140,9 @@ def _threads(threads):
 
 def render(threads, ip, dp, vecs, sources, lat, lat_first, Fhkl, mask, out, omega_rows,
            probe_i, probe_d):
-    """Fill ``out`` (spixels, fpixels) float32, like ``numba_kernel.render``
-    (with ``ip[I_FAST]`` too: the -fast path gives the same bits as Numba's).
+    """Fill ``out`` (rows, fpixels) float32 with the slow rows [ip[I_ROW_START],
+    ip[I_ROW_STOP]), like ``numba_kernel.render`` (with ``ip[I_FAST]`` too: the -fast
+    path gives the same bits as Numba's). ``mask`` covers the whole detector.
 
     ``threads`` None or 0 means every core (``os.cpu_count()``).
     """
@@ -151,6 +152,8 @@ def render(threads, ip, dp, vecs, sources, lat, lat_first, Fhkl, mask, out, omeg
     fpixels, spixels = int(ip[P.I_FPIXELS]), int(ip[P.I_SPIXELS])
     if fpixels < 0 or spixels < 0:
         raise ValueError("ip: negative detector size %dx%d" % (fpixels, spixels))
+    row_start, row_stop = P.row_range(ip)
+    rows = row_stop - row_start
     vecs = _check(vecs, "vecs", np.float64, shape=(9, 3))
     sources = _check(sources, "sources", np.float64, ndim=2)
     if sources.shape[1] < 4:
@@ -169,10 +172,10 @@ def render(threads, ip, dp, vecs, sources, lat, lat_first, Fhkl, mask, out, omeg
     mask = _check(mask, "mask", np.uint16, ndim=2)
     if ip[P.I_HAS_MASK] != 0 and mask.shape != (spixels, fpixels):
         raise ValueError("mask: expected shape %s, got %s" % ((spixels, fpixels), mask.shape))
-    out = _check(out, "out", np.float32, shape=(spixels, fpixels), out=True)
-    omega_rows = _check(omega_rows, "omega_rows", np.float64, shape=(spixels,), out=True)
-    probe_i = _check(probe_i, "probe_i", np.int64, shape=(spixels, 2), out=True)
-    probe_d = _check(probe_d, "probe_d", np.float64, shape=(spixels, 6), out=True)
+    out = _check(out, "out", np.float32, shape=(rows, fpixels), out=True)
+    omega_rows = _check(omega_rows, "omega_rows", np.float64, shape=(rows,), out=True)
+    probe_i = _check(probe_i, "probe_i", np.int64, shape=(rows, 2), out=True)
+    probe_d = _check(probe_d, "probe_d", np.float64, shape=(rows, 6), out=True)
 
     rc = lib.nbsim_render(
         _ptr(ip), _ptr(dp), _ptr(vecs), _ptr(sources), sources.shape[0], sources.shape[1],

@@ -2,10 +2,23 @@
 import numba
 
 from . import numba_kernel
+from . import params as P
 
 
 def render(threads, ip, dp, vecs, sources, lat, lat_first, Fhkl, mask, out, omega_rows,
            probe_i, probe_d):
+    # the kernel does not check its bounds: a row range the arrays do not hold is refused
+    start, stop = P.row_range(ip)
+    rows, fpixels = stop - start, int(ip[P.I_FPIXELS])
+    # with PROBE 2 (-printout) probe_d holds one record per pixel, else one per row
+    records = rows * fpixels if ip[P.I_PROBE] == 2 else rows
+    for name, a, want in (("out", out, (rows, fpixels)), ("omega_rows", omega_rows, (rows,)),
+                          ("probe_i", probe_i, (rows,)), ("probe_d", probe_d, (records,))):
+        if a.shape[:len(want)] != want:
+            raise ValueError("rows [%d, %d): %s must have shape %s..., got %s"
+                             % (start, stop, name, want, a.shape))
+    if ip[P.I_HAS_MASK] and mask.shape != (int(ip[P.I_SPIXELS]), fpixels):
+        raise ValueError("mask: expected the whole detector, got shape %s" % (mask.shape,))
     previous = numba.get_num_threads()
     if threads:
         numba.set_num_threads(min(int(threads), numba.config.NUMBA_NUM_THREADS))

@@ -25,6 +25,15 @@ from . import params as P
 
 
 @njit(inline="always")
+def _c_int(x):
+    """C's (int) of a double as the reference's x86-64 build does it: INT_MIN for NaN
+    and for anything outside the int range (the spot shapes then use h - INT_MIN)."""
+    if x > -2147483649.0 and x < 2147483648.0:
+        return int(x)
+    return -2147483648
+
+
+@njit(inline="always")
 def _unit(x, y, z):
     """(x, y, z) divided by its length; the zero vector stays zero."""
     mag = math.sqrt(x * x + y * y + z * z)
@@ -226,6 +235,16 @@ def _ceil_int(y):
 
 
 @njit(inline="always")
+def _nearest_c(x):
+    """The exact path's nearest whole index _c_int(ceil(x - 0.5)), as a float: INT_MIN
+    for NaN and for indices beyond the int range (where _ceil_int would be inexact)."""
+    y = x - 0.5
+    if y > -2147483649.0 and y <= 2147483647.0:
+        return _ceil_int(y)
+    return -2147483648.0
+
+
+@njit(inline="always")
 def _two_cospi(d):
     """2 cos(pi d) for |d| <= 1/2; the polynomial in Estrin's form (short dependency
     chains, which the vector code needs)."""
@@ -375,10 +394,10 @@ def _fast_latt(shape, h, k, l, fp):
     Nc = fp[_F_FP_NC]
     if shape == P.SHAPE_SQUARE:
         return _square_latt(h, k, l, Na, Nb, Nc)
-    # the exact path's h - h0 with h0 = ceil(h - 0.5)
-    dh = h - _ceil_int(h - 0.5)
-    dk = k - _ceil_int(k - 0.5)
-    dl = l - _ceil_int(l - 0.5)
+    # the exact path's h - h0 with h0 = _c_int(ceil(h - 0.5))
+    dh = h - _nearest_c(h)
+    dk = k - _nearest_c(k)
+    dl = l - _nearest_c(l)
     fudge = fp[_F_FP_FUDGE]
     if shape == P.SHAPE_ROUND:
         hrad_sqr = dh * dh * Na * Na + dk * dk * Nb * Nb + dl * dl * Nc * Nc
@@ -546,17 +565,22 @@ def _tricubic_fast(Fhkl, h_min, k_min, l_min, h, k, l):
             y = y + wh3 * yh
     return y
 
-# what _fast_terms leaves for -printout: h, k, l, h0, k0, l0, F_cell, F_latt, a, b, c
-NF_LAST = 17
+# what _fast_terms leaves for -printout: h, k, l, h0, k0, l0, F_cell, F_latt, a, b, c,
+# then whether the row has set the lattice values and F_cell yet (the trace's
+# seen_lattice and seen_F); the array lives as long as its row
+NF_LAST = 19
+_LAST_SEEN_LATTICE = 17
+_LAST_SEEN_F = 18
 
 
 @njit
 def _fast_terms(ip, dp, Fhkl, buf, total, tab, I, ordinal, interp_until, capture_fraction,
-                polar, omega_pixel, spixel, fpixel, probe_i, probe_d, last):
+                polar, omega_pixel, row, fpixel, probe_i, probe_d, last):
     """-fast: the exact loop's per-term steps on the evaluations _fast_eval left in
     buf (indices in rows 0-2, F_latt in row 3, in the exact loop's order): the zero
     skip, the interpolation switch (and its probe), F_cell (from _tricubic_fast), the
-    sum and the per-term factors. Returns (I, ordinal, probe hit)."""
+    sum and the per-term factors. ``row`` indexes the probe arrays (the row within
+    the rendered block). Returns (I, ordinal, probe hit)."""
     probing = ip[P.I_PROBE] == 1
     tracing = ip[P.I_PROBE] == 2
     interpolate = ip[P.I_INTERPOLATE]
@@ -581,10 +605,11 @@ def _fast_terms(ip, dp, Fhkl, buf, total, tab, I, ordinal, interp_until, capture
         k = buf[1, j]
         l = buf[2, j]
         F_latt = buf[3, j]
-        h0 = int(_ceil_int(h - 0.5))
-        k0 = int(_ceil_int(k - 0.5))
-        l0 = int(_ceil_int(l - 0.5))
+        h0 = int(_nearest_c(h))
+        k0 = int(_nearest_c(k))
+        l0 = int(_nearest_c(l))
         if tracing:
+            last[_LAST_SEEN_LATTICE] = 1.0
             last[0] = h
             last[1] = k
             last[2] = l
@@ -603,14 +628,14 @@ def _fast_terms(ip, dp, Fhkl, buf, total, tab, I, ordinal, interp_until, capture
                 if ((h - h_min + 3) > h_range or (h - 2 < h_min)
                         or (k - k_min + 3) > k_range or (k - 2 < k_min)
                         or (l - l_min + 3) > l_range or (l - 2 < l_min)):
-                    probe_i[spixel, 0] = fpixel
-                    probe_i[spixel, 1] = ordinal
-                    probe_d[spixel, 0] = h
-                    probe_d[spixel, 1] = k
-                    probe_d[spixel, 2] = l
-                    probe_d[spixel, 3] = h0
-                    probe_d[spixel, 4] = k0
-                    probe_d[spixel, 5] = l0
+                    probe_i[row, 0] = fpixel
+                    probe_i[row, 1] = ordinal
+                    probe_d[row, 0] = h
+                    probe_d[row, 1] = k
+                    probe_d[row, 2] = l
+                    probe_d[row, 3] = h0
+                    probe_d[row, 4] = k0
+                    probe_d[row, 5] = l0
                     return I, ordinal, True
             ordinal += 1
         if probing:
@@ -624,6 +649,7 @@ def _fast_terms(ip, dp, Fhkl, buf, total, tab, I, ordinal, interp_until, capture
             F_cell = default_F
         if tracing:
             last[6] = F_cell
+            last[_LAST_SEEN_F] = 1.0
         I += F_cell * F_cell * F_latt * F_latt
         I = _per_term(I, os_thick, capture_fraction, os_polar, polar, os_omega, omega_pixel)
     return I, ordinal, False
@@ -662,6 +688,9 @@ def _render_row(spixel, ip, dp, vecs, sources, frames, lat, lat_first, Fhkl, mas
     trig_pixel = ip[P.I_TRIG_PIXEL]
     trig_ord = ip[P.I_TRIG_ORD]
     probe = ip[P.I_PROBE]
+    # the per-row outputs hold rows [ROW_START, ROW_STOP) only
+    row = spixel - ip[P.I_ROW_START]
+    trace_base = row * fpixels
     nsources = sources.shape[0]
     phisteps = lat.shape[0]
     domains = lat.shape[1]
@@ -669,7 +698,7 @@ def _render_row(spixel, ip, dp, vecs, sources, frames, lat, lat_first, Fhkl, mas
     tab_main = lat.reshape(M, 9)
     tab_first = lat_first.reshape(M, 9)
     # PROBE 1: find where interpolation runs out of range; PROBE 2: render and record
-    # each pixel's last values for -printout (into probe_d[imgidx])
+    # each pixel's last values for -printout (into probe_d[row * fpixels + fpixel])
     probing = probe == 1
     tracing = probe == 2
     # the nearest whole indices matter for spot shapes, tables and the probe's report
@@ -736,6 +765,9 @@ def _render_row(spixel, ip, dp, vecs, sources, frames, lat, lat_first, Fhkl, mas
     h0 = k0 = l0 = 0
     F_cell = F_latt = 0.0
     ax = ay = az = bx_ = by_ = bz_ = cx = cy = cz = 0.0
+    # whether this row has set them yet (-printout carries older rows' values over)
+    seen_lattice = 0.0
+    seen_F = 0.0
     for fpixel in range(fpixels):
         if fpixel < roi_xmin or fpixel > roi_xmax or spixel < roi_ymin or spixel > roi_ymax:
             continue
@@ -855,7 +887,7 @@ def _render_row(spixel, ip, dp, vecs, sources, frames, lat, lat_first, Fhkl, mas
                             else:
                                 I, ordinal, hit = _fast_terms(
                                     ip, dp, Fhkl, fbuf, M, tab, I, ordinal, interp_until,
-                                    capture_fraction, polar, omega_pixel, spixel, fpixel,
+                                    capture_fraction, polar, omega_pixel, row, fpixel,
                                     probe_i, probe_d, last)
                                 if hit:
                                     return 0.0
@@ -866,10 +898,13 @@ def _render_row(spixel, ip, dp, vecs, sources, frames, lat, lat_first, Fhkl, mas
                                     ax, ay, az = last[8], last[9], last[10]
                                     bx_, by_, bz_ = last[11], last[12], last[13]
                                     cx, cy, cz = last[14], last[15], last[16]
+                                    seen_lattice = last[_LAST_SEEN_LATTICE]
+                                    seen_F = last[_LAST_SEEN_F]
                             use_first = False
                             continue
                         for m in range(M):
                             ax = tab[m, 0]
+                            seen_lattice = 1.0
                             ay = tab[m, 1]
                             az = tab[m, 2]
                             bx_ = tab[m, 3]
@@ -885,9 +920,9 @@ def _render_row(spixel, ip, dp, vecs, sources, frames, lat, lat_first, Fhkl, mas
                             k0 = 0
                             l0 = 0
                             if need_index:
-                                h0 = int(math.ceil(h - 0.5))
-                                k0 = int(math.ceil(k - 0.5))
-                                l0 = int(math.ceil(l - 0.5))
+                                h0 = _c_int(math.ceil(h - 0.5))
+                                k0 = _c_int(math.ceil(k - 0.5))
+                                l0 = _c_int(math.ceil(l - 0.5))
                             F_latt = 1.0
                             rad_star_sqr = 0.0
                             if shape == P.SHAPE_SQUARE:
@@ -922,14 +957,14 @@ def _render_row(spixel, ip, dp, vecs, sources, frames, lat, lat_first, Fhkl, mas
                                     if ((h - h_min + 3) > h_range or (h - 2 < h_min)
                                             or (k - k_min + 3) > k_range or (k - 2 < k_min)
                                             or (l - l_min + 3) > l_range or (l - 2 < l_min)):
-                                        probe_i[spixel, 0] = fpixel
-                                        probe_i[spixel, 1] = ordinal
-                                        probe_d[spixel, 0] = h
-                                        probe_d[spixel, 1] = k
-                                        probe_d[spixel, 2] = l
-                                        probe_d[spixel, 3] = h0
-                                        probe_d[spixel, 4] = k0
-                                        probe_d[spixel, 5] = l0
+                                        probe_i[row, 0] = fpixel
+                                        probe_i[row, 1] = ordinal
+                                        probe_d[row, 0] = h
+                                        probe_d[row, 1] = k
+                                        probe_d[row, 2] = l
+                                        probe_d[row, 3] = h0
+                                        probe_d[row, 4] = k0
+                                        probe_d[row, 5] = l0
                                         return 0.0
                                 ordinal += 1
                             if probing:
@@ -941,19 +976,22 @@ def _render_row(spixel, ip, dp, vecs, sources, frames, lat, lat_first, Fhkl, mas
                                 F_cell = Fhkl[h0 - h_min, k0 - k_min, l0 - l_min]
                             else:
                                 F_cell = default_F
+                            seen_F = 1.0
                             I += F_cell * F_cell * F_latt * F_latt
                             I = _per_term(I, os_thick, capture_fraction, os_polar, polar,
                                           os_omega, omega_pixel)
                         # after the first complete φ loop the carry-over table applies
                         use_first = False
                     if nbatch > 0:
-                        sq = _fast_eval(shape, fp, tT_main, scb, nbatch, fbuf, fast_sum)
+                        # np.int64: typed as the literal 0 on one path, nbatch would
+                        # otherwise compile _fast_eval a second time
+                        sq = _fast_eval(shape, fp, tT_main, scb, np.int64(nbatch), fbuf, fast_sum)
                         if fast_sum:
                             I += default_F * default_F * sq
                         else:
                             I, ordinal, hit = _fast_terms(
                                 ip, dp, Fhkl, fbuf, nbatch * M, tab_main, I, ordinal,
-                                interp_until, capture_fraction, polar, omega_pixel, spixel,
+                                interp_until, capture_fraction, polar, omega_pixel, row,
                                 fpixel, probe_i, probe_d, last)
                             if hit:
                                 return 0.0
@@ -967,9 +1005,9 @@ def _render_row(spixel, ip, dp, vecs, sources, frames, lat, lat_first, Fhkl, mas
         if os_omega == 0:
             test *= omega_pixel
         # float image += double, rounded back to float as C does
-        out[spixel, fpixel] = np.float32(np.float64(out[spixel, fpixel]) + test)
+        out[row, fpixel] = np.float32(np.float64(out[row, fpixel]) + test)
         if tracing:
-            t = probe_d[imgidx]
+            t = probe_d[trace_base + fpixel]
             t[0] = stol
             t[1] = px
             t[2] = py
@@ -995,16 +1033,21 @@ def _render_row(spixel, ip, dp, vecs, sources, frames, lat, lat_first, Fhkl, mas
             t[22] = cx
             t[23] = cy
             t[24] = cz
-            t[25] = out[spixel, fpixel]
-    omega_rows[spixel] = omega_row
+            t[25] = out[row, fpixel]
+            t[26] = seen_lattice
+            t[27] = seen_F
+    omega_rows[row] = omega_row
     return omega_row
 
 
 @njit(parallel=True)
 def render(ip, dp, vecs, sources, lat, lat_first, Fhkl, mask, out, omega_rows, probe_i, probe_d):
-    """Fill ``out`` (spixels, fpixels) float32; one row per task, any thread count."""
-    spixels = ip[P.I_SPIXELS]
+    """Fill ``out`` (rows, fpixels) float32 with the slow rows [ROW_START, ROW_STOP);
+    one row per task, any thread count. ``mask`` covers the whole detector."""
+    row_start = ip[P.I_ROW_START]
     frames = _polar_frames(sources, vecs[5, 0], vecs[5, 1], vecs[5, 2])
-    for spixel in prange(spixels):
-        _render_row(spixel, ip, dp, vecs, sources, frames, lat, lat_first, Fhkl, mask, out,
-                    omega_rows, probe_i, probe_d)
+    for row in prange(ip[P.I_ROW_STOP] - row_start):
+        # np.int64: prange may hand out uint64 indices, and int64 + uint64 is a float in
+        # Numba; the row index stays an int64 (and _render_row is compiled once)
+        _render_row(row_start + np.int64(row), ip, dp, vecs, sources, frames, lat, lat_first,
+                    Fhkl, mask, out, omega_rows, probe_i, probe_d)

@@ -5,12 +5,15 @@ destination folder and then renamed over the destination.  A crash or an error
 part-way through therefore never leaves a half-written image behind: the
 destination either keeps its old content or gets the complete new one.
 """
+import contextlib
 import os
 import secrets
+import shutil
+import tempfile
 
 from ..errors import NbsimError
 
-__all__ = ["atomic_write_bytes"]
+__all__ = ["atomic_write_bytes", "atomic_path"]
 
 
 def _write_in_place(path, data):
@@ -33,6 +36,22 @@ def _raw_bytes(part):
     return view.cast("B") if view.ndim != 1 or view.itemsize != 1 else view
 
 
+def _target(path):
+    """(path, folder, name) of the file a write to ``path`` lands in: a link is
+    written through, as C's fopen does, instead of being replaced; a folder or an
+    empty name is an error naming ``path``."""
+    path = os.fspath(path)
+    folder, name = os.path.split(path)
+    if not name:
+        raise NbsimError(f"cannot write '{path}': not a file name")
+    if os.path.islink(path):
+        path = os.path.realpath(path)
+        folder, name = os.path.split(path)
+    if os.path.isdir(path):
+        raise NbsimError(f"cannot write '{path}': it is a directory")
+    return path, folder, name
+
+
 def atomic_write_bytes(path, data):
     """Write ``data`` (bytes-like, or a list of bytes-like parts) to ``path`` atomically.
 
@@ -46,16 +65,7 @@ def atomic_write_bytes(path, data):
     (missing folder, no permission, disk full) removes the temporary file and is
     raised as :class:`~nbsim.errors.NbsimError` naming ``path``.
     """
-    path = os.fspath(path)
-    folder, name = os.path.split(path)
-    if not name:
-        raise NbsimError(f"cannot write '{path}': not a file name")
-    if os.path.islink(path):
-        # write through the link, as C's fopen does, instead of replacing the link
-        path = os.path.realpath(path)
-        folder, name = os.path.split(path)
-    if os.path.isdir(path):
-        raise NbsimError(f"cannot write '{path}': it is a directory")
+    path, folder, name = _target(path)
     if os.path.exists(path) and not os.path.isfile(path):
         # a device or a pipe (e.g. /dev/null): renaming over it would replace the
         # device node with a plain file, so write into it as the reference does
@@ -79,3 +89,36 @@ def atomic_write_bytes(path, data):
         if isinstance(exc, OSError):
             raise NbsimError(f"cannot write '{path}': {exc.strerror}") from None
         raise
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """For libraries that write files by name (h5py, fabio): yields a temporary file
+    name with the same base name as ``path``, inside a new hidden folder next to it;
+    when the block ends without an error the file is renamed over ``path`` (the same
+    filesystem, so atomically) and the folder removed; on an error both go.
+
+    Links are written through and devices written into, as :func:`atomic_write_bytes`
+    does (a device gets the bytes copied from a scratch file)."""
+    path, folder, name = _target(path)
+    device = os.path.exists(path) and not os.path.isfile(path)
+    try:
+        if device:
+            tmpdir = tempfile.mkdtemp(prefix="nbsim-")
+        else:
+            tmpdir = os.path.join(folder or ".", f".{name}.{secrets.token_hex(6)}.tmp")
+            os.mkdir(tmpdir)
+    except OSError as exc:
+        raise NbsimError(f"cannot write '{path}': {exc.strerror}") from None
+    try:
+        scratch = os.path.join(tmpdir, name)
+        yield scratch
+        if device:
+            with open(scratch, "rb") as handle:
+                _write_in_place(path, handle.read())
+        else:
+            os.replace(scratch, path)
+    except OSError as exc:
+        raise NbsimError(f"cannot write '{path}': {exc.strerror}") from None
+    finally:
+        shutil.rmtree(tmpdir, ignore_errors=True)

@@ -16,6 +16,8 @@ Public helpers
 ``scan_double(s, pos)``  one ``scanf("%lg")`` conversion: ``(value, end)``.
 ``scan_int(s, pos)``     one ``scanf("%d")`` conversion: ``(value, end)``.
 ``fmt_g(x)``             C ``printf("%g", x)`` text, including glibc's ``-nan``.
+``c_sprintf(fmt, *args)`` Python ``fmt % args``, but a NaN with its sign bit set
+                         prints as ``-nan`` in every floating conversion, as glibc does.
 
 Strings may be ``str`` or ``bytes`` (bytes are read as Latin-1, one char a byte).
 Only the C locale is modelled: ``.`` is the decimal point, whitespace is the six
@@ -33,6 +35,7 @@ __all__ = [
     "scan_int",
     "ScanFailure",
     "fmt_g",
+    "c_sprintf",
     "c_double_to_int",
     "c_ceil_int",
     "printable",
@@ -308,6 +311,39 @@ def fmt_g(x):
     return "%g" % x
 
 
+_CONVERSION = None
+
+
+def c_sprintf(fmt, *args):
+    """``fmt % args`` with glibc's rendering of a negative NaN (``-nan``; Python prints
+    every NaN as ``nan``). Widths are kept: ``"%11.8f"`` of -nan is ``"       -nan"``."""
+    global _CONVERSION
+    import re
+    if _CONVERSION is None:
+        _CONVERSION = re.compile(r"%[-+ #0]*\d*(?:\.\d+)?[a-zA-Z%]")
+    out = []
+    pos = 0
+    i = 0
+    for m in _CONVERSION.finditer(fmt):
+        out.append(fmt[pos:m.start()])
+        spec = m.group(0)
+        pos = m.end()
+        if spec == "%%":
+            out.append("%")
+            continue
+        x = args[i]
+        i += 1
+        text = spec % x
+        if spec[-1] in "eEfFgG" and isinstance(x, float) and x != x \
+                and math.copysign(1.0, x) < 0:
+            nan = "-NAN" if spec[-1].isupper() else "-nan"
+            width = len(text)
+            text = nan.ljust(width) if "-" in spec[1:-1] else nan.rjust(width)
+        out.append(text)
+    out.append(fmt[pos:])
+    return "".join(out)
+
+
 _INT_MIN = -2**31
 
 
@@ -329,7 +365,10 @@ def c_ceil_int(x):
 
 def printable(text, limit=40):
     """``text`` (str or bytes, bytes read as Latin-1) fit for a one-line message:
-    control and non-ASCII characters as ``\\xNN`` escapes, cut at ``limit`` chars."""
+    control and non-ASCII characters as ``\\xNN`` (``\\uNNNN`` beyond Latin-1) escapes, cut
+    at ``limit`` chars."""
     text = _text(text)
-    out = "".join(c if " " <= c <= "~" else "\\x%02x" % ord(c) for c in text[:limit])
+    out = "".join(c if " " <= c <= "~" else "\\x%02x" % ord(c) if ord(c) < 0x100
+                  else "\\u%04x" % ord(c) if ord(c) < 0x10000 else "\\U%08x" % ord(c)
+                  for c in text[:limit])
     return out + ("..." if len(text) > limit else "")

@@ -45,9 +45,11 @@ import numpy as np
 
 from ..errors import NbsimError
 from .atomic import atomic_write_bytes
+from .inputs import open_input, read_input
 from .cparse import C_WHITESPACE, ScanFailure, fmt_g, printable, scan_double, scan_int
 
-__all__ = ["HklTable", "read_hkl", "write_fdump", "read_fdump", "format_fdump_header"]
+__all__ = ["HklTable", "read_hkl", "table_from_records", "write_fdump", "read_fdump",
+           "format_fdump_header"]
 
 _DOUBLE = np.dtype("=f8")
 _INT_MIN, _INT_MAX = -2**31, 2**31 - 1
@@ -82,6 +84,9 @@ class HklTable:
     F: np.ndarray = field(repr=False)
     hkls: int
     messages: list = field(default_factory=list)
+    #: (h, k, l, F) of the file's last record, which the reference's reading loops
+    #: leave in its loop variables (-printout shows them until a pixel sets them)
+    last_record: tuple = None
 
     @property
     def h_range(self):
@@ -97,11 +102,7 @@ class HklTable:
 
 
 def _read_bytes(path, kind):
-    try:
-        with open(path, "rb") as handle:
-            return handle.read()
-    except OSError as exc:
-        raise NbsimError(f"cannot read {kind} '{os.fspath(path)}': {exc.strerror}") from None
+    return read_input(path, kind)
 
 
 def _line_tokens(line, where):
@@ -144,7 +145,9 @@ def _index(token, where, axis):
     return value
 
 
-def _alloc(shape, where):
+def _alloc(shape, where, max_bytes=None):
+    from ..limits import check_fhkl_shape
+    check_fhkl_shape(shape, where, max_bytes)
     try:
         return np.zeros(shape, dtype=np.float64)
     except (MemoryError, ValueError):
@@ -200,8 +203,11 @@ def _careful_records(raw, name):
             np.array(ls, dtype=np.int64), np.array(fs, dtype=np.float64))
 
 
-def read_hkl(path, default_F):
+def read_hkl(path, default_F, max_bytes=None):
     """Read an ``h k l F`` text file into an :class:`HklTable`.
+
+    A table larger than ``max_bytes`` (None: nbsim.limits' cap from the environment)
+    is refused before it is allocated.
 
     ``messages`` holds what the reference prints: ``counting entries in X``,
     with a non-zero ``default_F`` ``initializing to default_F = %g:`` and
@@ -213,23 +219,33 @@ def read_hkl(path, default_F):
     raw = _read_bytes(path, "HKL file")
     records = _fast_records(raw)
     h, k, l, f = records if records is not None else _careful_records(raw, name)
+    table = table_from_records(h, k, l, f, default_F, f"HKL file '{name}'", max_bytes)
+    table.messages[:0] = [f"counting entries in {name}"]
+    table.messages.append(f"re-reading {name}")
+    return table
+
+
+def table_from_records(h, k, l, f, default_F, where="structure factors", max_bytes=None):
+    """The reference's dense table from ``h k l F`` records (int64 and float64 arrays
+    of one length, at least one record), exactly as :func:`read_hkl` builds it from a
+    file holding those records in that order. ``messages`` holds the default_F lines."""
     h_min, h_max = int(h.min()), int(h.max())
     k_min, k_max = int(k.min()), int(k.max())
     l_min, l_max = int(l.min()), int(l.max())
     h_range, k_range, l_range = h_max - h_min + 1, k_max - k_min + 1, l_max - l_min + 1
-    messages = [f"counting entries in {name}"]
-    table = _alloc((h_range + 1, k_range + 1, l_range + 1), f"HKL file '{name}'")
+    messages = []
+    table = _alloc((h_range + 1, k_range + 1, l_range + 1), where, max_bytes)
     if default_F != 0.0:
         messages.append(f"initializing to default_F = {fmt_g(default_F)}:")
         table[:h_range, :k_range, :l_range] = default_F
         messages.append("done initializing:")
-    messages.append(f"re-reading {name}")
     flat = ((h - h_min) * (k_range + 1) + (k - k_min)) * (l_range + 1) + (l - l_min)
     # later records win: keep the last occurrence of every index
     _, first_in_reversed = np.unique(flat[::-1], return_index=True)
     keep = len(flat) - 1 - first_in_reversed
     table.reshape(-1)[flat[keep]] = f[keep]
-    return HklTable(h_min, h_max, k_min, k_max, l_min, l_max, table, len(h), messages)
+    return HklTable(h_min, h_max, k_min, k_max, l_min, l_max, table, len(h), messages,
+                    (int(h[-1]), int(k[-1]), int(l[-1]), float(f[-1])))
 
 
 def format_fdump_header(table):
@@ -260,20 +276,37 @@ def read_fdump(path):
     :class:`~nbsim.errors.NbsimError`.
     """
     name = os.fspath(path)
-    raw = _read_bytes(path, "structure-factor dump")
-    values = []
-    for chunk in (raw[:4096], raw):
-        text = chunk.decode("latin-1")
-        values, pos = [], 0
+    with open_input(path, "structure-factor dump") as handle:
+        return _read_fdump(handle, name)
+
+
+def _read_fdump(handle, name):
+    # the header is six integers (scanf skips any whitespace before each): read as
+    # much of the file as it takes to find them, then only what the header promises
+    raw = handle.read(4096)
+    while True:
+        text = raw.decode("latin-1")
+        complete = False
         try:
+            values, pos = [], 0
             for _ in range(6):
                 value, pos = scan_int(text, pos)
                 values.append(value)
-            break
-        except ScanFailure:
-            if len(chunk) == len(raw):
+            complete = pos < len(raw)      # a number at the buffer's end may go on
+        except ScanFailure as fail:
+            if not (fail.eof or fail.pos >= len(text)):
                 raise NbsimError(f"structure-factor dump '{name}' does not start with "
                                  "six integers (h_min h_max k_min k_max l_min l_max)") from None
+            values = None
+        if complete:
+            break
+        more = handle.read(len(raw) or 4096)
+        if not more:
+            if values is None:
+                raise NbsimError(f"structure-factor dump '{name}' does not start with "
+                                 "six integers (h_min h_max k_min k_max l_min l_max)")
+            break
+        raw += more
     if not all(_INT_MIN <= v <= _INT_MAX for v in values):
         raise NbsimError(f"structure-factor dump '{name}': header index out of range")
     h_min, h_max, k_min, k_max, l_min, l_max = values
@@ -284,9 +317,21 @@ def read_fdump(path):
     shape = tuple(r + 1 for r in ranges)
     nbytes = shape[0] * shape[1] * shape[2] * _DOUBLE.itemsize
     after_ints = pos
+    if handle.size - after_ints < nbytes:      # refused before reading the data
+        raise NbsimError(f"structure-factor dump '{name}' is truncated: "
+                         f"{max(0, handle.size - after_ints - 2)} data bytes, expected {nbytes}")
+    # the data, and past it only as far as whitespace codes may have shifted it
+    raw += handle.read(after_ints + 2 + nbytes - len(raw))
     skip = after_ints
-    while skip < len(raw) and raw[skip] in _WS:
-        skip += 1
+    while True:
+        while skip < len(raw) and raw[skip] in _WS:
+            skip += 1
+        if skip + nbytes <= len(raw) or len(raw) >= handle.size:
+            break
+        more = handle.read(skip + nbytes - len(raw) + 4096)
+        if not more:
+            break
+        raw += more
     nominal = after_ints + 2 if raw[after_ints:after_ints + 2] == b"\n\f" else skip
     if len(raw) - nominal < nbytes:
         raise NbsimError(f"structure-factor dump '{name}' is truncated: "

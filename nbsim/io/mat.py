@@ -20,10 +20,13 @@ import numpy as np
 
 from ..errors import NbsimError
 from .cparse import ScanFailure, printable, scan_double
+from .inputs import open_input
 
 __all__ = ["read_mat"]
 
 _WORD = re.compile(r"[ \t\n\v\f\r]*([^ \t\n\v\f\r]*)")
+# nine numbers must appear within the first this many bytes
+_READ_AT_MOST = 1 << 20
 
 
 def read_mat(path):
@@ -32,11 +35,11 @@ def read_mat(path):
     So the columns of ``M`` are a*, b*, c* (still scaled by the wavelength).
     """
     name = os.fspath(path)
-    try:
-        with open(path, "rb") as handle:
-            text = handle.read().decode("latin-1")
-    except OSError as exc:
-        raise NbsimError(f"cannot read matrix file '{name}': {exc.strerror}") from None
+    with open_input(path, "matrix file") as handle:
+        # the nine numbers come first; what follows is never read
+        text = handle.read(_READ_AT_MOST).decode("latin-1")
+    if len(text) == _READ_AT_MOST:
+        text = text[:len(text.rstrip("0123456789+-.eEinfatyINFATY"))]   # no cut number
     values = []
     pos = 0
     while len(values) < 9:

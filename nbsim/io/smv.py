@@ -45,6 +45,7 @@ import numpy as np
 from ..errors import NbsimError
 from .atomic import atomic_write_bytes
 from .cparse import c_atof, fmt_g
+from .inputs import open_input
 
 __all__ = [
     "NATIVE_BYTE_ORDER",
@@ -215,11 +216,13 @@ def read_smv(path):
     ``header_size`` for every even (i.e. every real) header size.
     """
     name = os.fspath(path)
-    try:
-        with open(path, "rb") as handle:
-            raw = handle.read()
-    except OSError as exc:
-        raise NbsimError(f"cannot read SMV file '{name}': {exc.strerror}") from None
+    with open_input(path, "SMV file") as handle:
+        return _read_smv(handle, name)
+
+
+def _read_smv(handle, name):
+    # the header, then exactly the pixels it promises: never more than the file holds
+    raw = handle.read(SMV_HEADER_BYTES)
     if len(raw) < SMV_HEADER_BYTES:
         raise NbsimError(f"SMV file '{name}' is truncated: {len(raw)} bytes, "
                          f"shorter than a {SMV_HEADER_BYTES}-byte header")
@@ -231,6 +234,7 @@ def read_smv(path):
     if header_size <= 0:
         raise NbsimError(f"SMV file '{name}': HEADER_BYTES={header_size} is not positive")
     if header_size != SMV_HEADER_BYTES:
+        raw += handle.read(header_size - len(raw))
         if len(raw) < header_size:
             raise NbsimError(f"SMV file '{name}' is truncated: {len(raw)} bytes, "
                              f"shorter than its {header_size}-byte header")
@@ -260,10 +264,13 @@ def read_smv(path):
                          "(SIZE1 x SIZE2, or DETECTOR_DIMENSIONS) is not positive")
     offset = 2 * (header_size // 2)
     nbytes = 2 * width * height
-    if len(raw) < offset + nbytes:
-        raise NbsimError(f"SMV file '{name}' is truncated: {len(raw)} bytes, expected "
+    if handle.size < offset + nbytes:      # refused before the pixels are read
+        raise NbsimError(f"SMV file '{name}' is truncated: {handle.size} bytes, expected "
                          f"{offset + nbytes} ({offset}-byte header and "
                          f"{width}x{height} 2-byte pixels)")
+    raw += handle.read(offset + nbytes - len(raw))
+    if len(raw) < offset + nbytes:
+        raise NbsimError(f"SMV file '{name}' shrank while being read")
     data = np.frombuffer(raw, dtype=_PIXEL, count=width * height, offset=offset)
     return SmvFrame(path=name, header=header, header_size=header_size, width=width,
                     height=height, byte_order=byte_order, byte_order_mismatch=mismatch,

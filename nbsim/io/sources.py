@@ -36,11 +36,14 @@ import numpy as np
 
 from ..errors import NbsimError
 from .cparse import C_WHITESPACE, c_strtod, printable
+from .inputs import read_input
 
 __all__ = ["read_columns", "read_source_file"]
 
 _DELIMITERS = " \t,;:!"
 _FGETS_CHARS = 10240 - 1
+#: more sources than this would never finish rendering
+MAX_SOURCES = 10 ** 6
 
 
 def _span(text, pos, chars):
@@ -71,23 +74,29 @@ def _chunks(text):
         pos = end
 
 
-def read_columns(path, ncols, kind="text file"):
+def read_columns(path, ncols, kind="text file", max_rows=None, flag=None):
     """Read up to ``ncols`` numeric columns; returns ``ncols`` float64 arrays.
 
     One entry per non-blank line, NaN where a line has fewer columns.  An empty
-    file gives empty arrays.  ``kind`` names the file in error messages.
+    file gives empty arrays.  ``kind`` names the file in error messages; with
+    ``max_rows``, a file with more entries is refused (``flag`` names the option).
     """
     name = os.fspath(path)
-    try:
-        with open(path, "rb") as handle:
-            text = handle.read().decode("latin-1")
-    except OSError as exc:
-        raise NbsimError(f"cannot read {kind} '{name}': {exc.strerror}") from None
+    text = read_input(path, kind).decode("latin-1")
+    if max_rows is not None and text.count("\n") >= max_rows:
+        # a quick count first (each non-blank line is at least one entry)
+        entries = sum(1 for line in text.split("\n") if line.strip(_DELIMITERS + C_WHITESPACE))
+        if entries > max_rows:
+            raise NbsimError(f"{flag or kind}: '{name}' has {entries} entries, more than nbsim "
+                             f"takes ({max_rows} at most)")
     rows = []
     for lineno, chunk in _chunks(text):
         t = _span(chunk, 0, _DELIMITERS)
         if not chunk[t:].strip(C_WHITESPACE):
             continue
+        if max_rows is not None and len(rows) >= max_rows:
+            raise NbsimError(f"{flag or kind}: '{name}' has more than {max_rows} entries "
+                             f"(line {lineno}), more than nbsim takes")
         row = [math.nan] * ncols
         for column in range(ncols):
             word_end = _cspan(chunk, t, _DELIMITERS)
@@ -116,7 +125,7 @@ def read_source_file(path):
     the module notes) or a file without any source (the reference stops there
     too).
     """
-    columns = read_columns(path, 5, kind="source file")
+    columns = read_columns(path, 5, kind="source file", max_rows=MAX_SOURCES, flag="-sourcefile")
     if len(columns[0]) == 0:
         raise NbsimError(f"source file '{os.fspath(path)}' defines no sources")
     return columns

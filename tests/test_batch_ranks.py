@@ -1,0 +1,107 @@
+"""nbsim.batch.ranks: shares and walks, and what the dynamic schedule buys."""
+import io
+import json
+import os
+import threading
+import time
+
+import pytest
+
+from nbsim import batch
+from nbsim.batch import runner
+from nbsim.batch.ranks import Schedule
+from nbsim.errors import NbsimError
+from test_batch import BASE, outputs_of, run, two_folders_with_job, write_job
+
+
+def test_shares_and_walks():
+    static = Schedule("static", 1, 3, 8)
+    assert list(static.share()) == [1, 4, 7] and list(static.walk()) == [1, 4, 7]
+    dynamic = Schedule("dynamic", 1, 3, 8)
+    assert list(dynamic.share()) == [1, 4, 7] and list(dynamic.walk()) == list(range(8))
+    with pytest.raises(NbsimError, match="--schedule"):
+        Schedule("greedy", 0, 1, 8)
+
+
+def test_frames_split_into_row_parts_are_dealt_out_as_units():
+    # 3 frames of 4 parts: unit u is part u % 4 of frame u // 4
+    static = Schedule("static", 1, 2, 3, parts=4)
+    assert [divmod(u, 4) for u in static.walk()] == [(0, 1), (0, 3), (1, 1), (1, 3),
+                                                     (2, 1), (2, 3)]
+    assert list(static.share()) == [1]           # markers stay per frame
+    assert list(Schedule("dynamic", 1, 2, 3, parts=4).walk()) == list(range(12))
+
+
+def test_the_default_schedule_follows_where_the_ranks_came_from(tmp_path, capsys, monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "mpi4py", None)
+    for key in ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "PMI_RANK", "PMI_SIZE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("SLURM_PROCID", "0")
+    monkeypatch.setenv("SLURM_NTASKS", "1")
+    job = write_job(tmp_path, {"args": BASE, "frames": 1})
+    assert batch.main([job]) == 0
+    assert "rank 0 of 1 (Slurm), dynamic schedule" in capsys.readouterr().out
+    assert batch.main([job, "--rank", "0", "--ranks", "1"]) == 0
+    assert "(command line), static schedule" in capsys.readouterr().out
+
+
+def test_dynamic_ranks_of_a_job_array_give_the_same_files(tmp_path):
+    spec = {"args": BASE, "frames": 4, "vary": {"-phi": {"start": 0, "step": 3}}}
+    single, arrayed, job = two_folders_with_job(tmp_path, spec, "single", "array")
+    for rank in (1, 0):
+        assert run(job, "--rank", str(rank), "--ranks", "2", "--schedule", "dynamic") == 0
+    assert outputs_of(arrayed / "scan") == outputs_of(single / "scan")
+
+
+def _two_ranks_with_fake_frames(tmp_path, kind, costs):
+    """Run ranks 0 and 1 of a job side by side in threads, with frames that only sleep
+    for their cost; returns {rank: [frames it rendered]}."""
+    tmp_path.mkdir()
+    job_path = write_job(tmp_path, {"args": BASE, "frames": len(costs)})
+    rendered = {0: [], 1: []}
+    both_started = threading.Barrier(2, timeout=60)
+    first = {}
+
+    def fake_render(job, frame, *_a, **_k):
+        rank = int(threading.current_thread().name)
+        if rank not in first:
+            first[rank] = frame
+            both_started.wait()              # both ranks hold a frame before either goes on
+        rendered[rank].append(frame)
+        time.sleep(costs[frame])
+        with open(job.marker_path(frame), "w") as fh:
+            json.dump({"frame": frame}, fh)
+        return 0, costs[frame]
+
+    old, old_cwd = runner.render_frame, os.getcwd()
+    runner.render_frame = fake_render
+    os.makedirs(tmp_path / "scan")
+    statuses = {}
+
+    def rank_main(rank):
+        opts = batch.build_parser().parse_args(
+            [job_path, "--rank", str(rank), "--ranks", "2", "--schedule", kind])
+        statuses[rank] = runner.run(opts, out=io.StringIO(), err=io.StringIO())
+
+    try:
+        threads = [threading.Thread(target=rank_main, args=(r,), name=str(r)) for r in (0, 1)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+    finally:
+        runner.render_frame = old
+        os.chdir(old_cwd)        # both threads changed into the job folder and back
+    assert statuses == {0: 0, 1: 0}
+    return rendered
+
+
+def test_dynamic_scheduling_keeps_both_ranks_busy_with_frames_of_mixed_cost(tmp_path):
+    costs = [0.2, 0.0] * 4          # round-robin gives rank 0 every slow frame
+    static = _two_ranks_with_fake_frames(tmp_path / "static", "static", costs)
+    assert static == {0: [0, 2, 4, 6], 1: [1, 3, 5, 7]}
+    dynamic = _two_ranks_with_fake_frames(tmp_path / "dynamic", "dynamic", costs)
+    assert sorted(dynamic[0] + dynamic[1]) == list(range(8))     # each frame once
+    work = [sum(costs[f] for f in dynamic[r]) for r in (0, 1)]
+    assert max(work) <= 0.6 + 1e-9, dynamic                      # not 0.8 as round-robin
