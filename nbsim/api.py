@@ -174,9 +174,9 @@ def evaluations(plan: Plan) -> float:
             * len(plan.sources) * plan.phisteps * plan.lattice_table.shape[1])
 
 
-def engine_estimates(plan: Plan, threads=None):
-    """Expected seconds for each engine to render this plan (start-up included), from
-    the measured costs above.  ``threads`` None means every core."""
+def engine_estimates(plan: Plan, threads=None, started=False):
+    """Expected seconds for each engine to render this plan (start-up included unless
+    ``started``), from the measured costs above.  ``threads`` None means every core."""
     import os
     import sys
     fast = bool(plan.config.sampling.fast)
@@ -188,8 +188,26 @@ def engine_estimates(plan: Plan, threads=None):
         numba_ns += extra_numba
     n = evaluations(plan) / max(1, threads or os.cpu_count() or 1)
     # once Numba's kernels are loaded in this process, its start-up is paid
-    numba_start = 0.0 if "nbsim.engines.numba_engine" in sys.modules else NUMBA_EXTRA_START_S
+    numba_start = (0.0 if started or "nbsim.engines.numba_engine" in sys.modules
+                   else NUMBA_EXTRA_START_S)
     return {"c": n * c_ns * 1e-9, "numba": numba_start + n * numba_ns * 1e-9}
+
+
+# A render that one thread finishes in less than this runs on one thread whatever the
+# thread count: starting a team of threads and joining it costs more than it saves, and
+# on a busy machine the team waits for a free core (a 64x64 image took 0.5 ms on one
+# thread and 8-24 ms on two while another job held the second core). The image does not
+# depend on the thread count.
+ONE_THREAD_BELOW_S = 0.002
+
+
+def render_threads(plan: Plan, engine: str, threads=None):
+    """Threads to render ``plan`` with on ``engine``: ``threads`` (None: every core),
+    or 1 when one thread is expected to finish within ONE_THREAD_BELOW_S."""
+    one = engine_estimates(plan, threads=1, started=True)
+    if one.get(engine, ONE_THREAD_BELOW_S) < ONE_THREAD_BELOW_S:
+        return 1
+    return threads
 
 
 def choose_engine(plan: Plan, engine=None, warn=None, threads=None, trace=None):

@@ -43,8 +43,6 @@ import os
 import time
 import zipfile
 
-import numpy as np
-
 from ..errors import NbsimError
 
 VERSION = 1
@@ -209,6 +207,7 @@ class FrameParts:
         self.save(part, block, trigger, renderer.engine)
 
     def save(self, part, block, trigger, engine):
+        import numpy as np      # (not at import: the command sets up BLAS first)
         from ..io.atomic import atomic_path
         arrays = {"image": np.ascontiguousarray(block.image, dtype=np.float32),
                   "omega_rows": np.ascontiguousarray(block.omega_rows, dtype=np.float64),
@@ -228,6 +227,7 @@ class FrameParts:
     def load(self, part, plan):
         """(RowBlock, Trigger or None, engine) of a saved part, or None if the file is
         missing, damaged or not this part's."""
+        import numpy as np
         from ..rows import RowBlock, Trigger
         try:
             with np.load(self.part_path(part), allow_pickle=False) as z:
@@ -324,6 +324,7 @@ class PartsMissing(NbsimError):
 
 
 def _checksum(arrays):
+    import numpy as np
     h = hashlib.sha256()
     for name in _CHECKSUM_FIELDS + (("trace",) if "trace" in arrays else ()):
         a = np.ascontiguousarray(arrays[name])
