@@ -6,10 +6,10 @@ this source tree.
 
 Compiler flags matter for bit-identical images: no ``-ffast-math``, no
 ``-march=native``, and ``-ffp-contract=off`` so that the compiler never fuses a
-multiply and an add (the Numba kernel does not either).  The -fast lattice sums
-are compiled for several instruction sets (``csrc/nbsim_fast_simd.h``) and picked at
-run time, so the build stays portable and still uses AVX2/AVX-512 where present.  OpenMP is used when the
-compiler supports it (checked by compiling a small test program); otherwise the
+multiply and an add (the Numba kernel does not either).  -fast's batch
+evaluation (``csrc/nbsim_fast.c``) is compiled for several instruction sets
+(``csrc/nbsim_fast_simd.h``) and picked at run time, so the build stays portable
+and still uses AVX2/AVX-512 where present.  OpenMP is used when the compiler supports it (checked by compiling a small test program); otherwise the
 engine is built serial.  ``NBSIM_NO_OPENMP=1`` forces a serial build.
 """
 import os
@@ -22,8 +22,8 @@ from cffi import FFI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-SOURCES = ("nbsim_kernel.c", "nbsim_aux.c")
-HEADERS = ("nbsim_kernel.h", "nbsim_aux.h", "nbsim_fast_simd.h")
+SOURCES = ("nbsim_kernel.c", "nbsim_fast.c", "nbsim_aux.c")
+HEADERS = ("nbsim_kernel.h", "nbsim_aux.h", "nbsim_fast.h", "nbsim_fast_simd.h")
 
 
 def cdef_from_headers(names=("nbsim_kernel.h", "nbsim_aux.h")):

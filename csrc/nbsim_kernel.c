@@ -12,12 +12,10 @@
  *   - the libm functions are the double versions (sin, cos, exp, sqrt, atan2,
  *     floor, ceil), which are the ones Numba calls as well.
  *
- * -fast (ip[NBSIM_I_FAST]) follows the Numba kernel's -fast helpers operation by
- * operation too: the polynomial sines, the rounding by adding and subtracting
- * 1.5 * 2**52 (which the compiler may not fold without -ffast-math), and sums in a
- * fixed order.  Its one costly element-wise loop runs in explicit SIMD vectors
- * (nbsim_fast_simd.h, one flavour per instruction set, chosen at run time); lane-
- * wise IEEE arithmetic without FMA gives the scalar code's bits at any width.
+ * -fast (ip[NBSIM_I_FAST]): a sub-pixel's sources are evaluated as one batch by
+ * nbsim_fast.c (the Numba kernel's -fast section, operation by operation, in SIMD
+ * vectors chosen at run time), and fast_source_terms below takes the exact loop's
+ * per-term steps on the batch's F_latt, in the exact loop's order.
  *
  * Parallelism: one OpenMP task per slow row.  A row depends only on the inputs,
  * never on another row, so any thread count gives the same image.
@@ -33,6 +31,7 @@
 #endif
 
 #include "nbsim_kernel.h"
+#include "nbsim_fast.h"
 
 #ifndef M_PI
 #define M_PI 3.14159265358979323846
@@ -41,10 +40,6 @@
 #if defined(_MSC_VER) && !defined(restrict)
 #define restrict __restrict
 #endif
-
-/* -fast: the lattice sum of a batch of scattering vectors (see fast_lattice_sum_scalar) */
-typedef double (*fast_sum_fn)(const double *restrict, int64_t, const double *restrict, int64_t,
-                              double, double, double, double *restrict, double *restrict);
 
 /* Everything a row needs, unpacked once. */
 typedef struct {
@@ -79,20 +74,22 @@ typedef struct {
     double *probe_d;
 
     /* -fast (see the Numba kernel's _render_row for the same switches) */
-    int fast_sq;        /* -fast and a square crystal: polynomial lattice factor */
-    int need_hkl;       /* h, k, l (and F_cell) needed per table entry */
-    int fast_sum;       /* one F for everything and nothing multiplied per term:
-                         * a sub-pixel's sources are summed as one batch */
+    int fast;           /* -fast: the -fast shapes and interpolation */
+    int fast_batch;     /* a sub-pixel's sources are evaluated as one batch */
+    int fast_sum;       /* one F and nothing multiplied per term: the batch's
+                         * terms are summed in a fixed order */
     int64_t M;          /* phisteps * domains */
-    const double *tT_main, *tT_first;   /* lat, lat_first transposed: [9][M] */
-    fast_sum_fn fast_lattice_sum;       /* the SIMD flavour in use */
+    int64_t cap;        /* row stride of a thread's batch buffer */
+    fast_table_t T_main, T_first;       /* lat (batches of up to nsources) and
+                                         * lat_first (one source) for fast_eval */
+    fast_shape_t fshape;
+    fast_eval_fn fast_eval;             /* the SIMD flavour in use */
 } kernel_t;
 
 /* Per-thread work space of the -fast path. */
 typedef struct {
     double *scb;        /* [nsources][3] batched scattering vectors */
-    double *hkl;        /* [3][nsources * M] Miller indices */
-    double *lsq;        /* [nsources * M] squared lattice factors (fl2: the first M) */
+    double *buf;        /* [4][cap]: h, k, l and F_latt of a batch */
 } scratch_t;
 
 
@@ -226,236 +223,76 @@ static double tricubic(const kernel_t *K, double h, double k, double l)
 }
 
 
-/* ------------------------------------------------------------------------
- * -fast (square crystals): the squared lattice factor from short polynomials.
- *
- * These are the Numba kernel's _sinpi_small, _grating_parts, _lattice_sq,
- * _ordered_sum, _fast_lattice_sq and _fast_batch_sum, with the same operations in
- * the same order, so the results have the same bits.  Every element-wise step is
- * independent of its neighbours and the sums run in a fixed order, so
- * vectorising the loops (any width, any ISA without FMA) changes nothing.
- * ------------------------------------------------------------------------ */
-
-/* 1.5 * 2**52: (x + M) - M rounds x to the nearest integer (ties to even) for
- * |x| < 2**51.  Not folded away: no -ffast-math, and x86-64 has no excess
- * precision (FLT_EVAL_METHOD 0). */
-#define ROUND_MAGIC 6755399441055744.0
-
-/* doubles per vector of each SIMD flavour (a vector wider than the unit is split
- * by the compiler; these widths measured best) */
-#ifndef NBSIM_SSE2_LANES
-#define NBSIM_SSE2_LANES 2
-#endif
-#ifndef NBSIM_AVX2_LANES
-#define NBSIM_AVX2_LANES 4
-#endif
-#ifndef NBSIM_AVX512_LANES
-#define NBSIM_AVX512_LANES 8
-#endif
-
-/* sin(pi u) for |u| <= 1/2: Taylor series to x**15. */
-static inline double sinpi_small(double u)
+/* -fast: one batch of n scattering vectors W->scb[n][3] over the lattice table
+ * tT (the Numba kernel's eval_batch and then its sum or its _fast_terms): the
+ * exact loop's per-term steps on the -fast F_latt, in the exact loop's order.
+ * Updates *I and *ordinal; returns 1 when the probe found its evaluation (the row
+ * stops there), else 0. */
+static int fast_source_terms(const kernel_t *K, const scratch_t *W, const fast_table_t *T,
+                             int64_t n, double *I, int64_t *ordinal, int64_t interp_until,
+                             double capture_fraction, double polar, double omega_pixel,
+                             int64_t spixel, int64_t fpixel)
 {
-    double x = M_PI * u;
-    double x2 = x * x;
-    double p = -1.0 / 1307674368000.0;
-    p = p * x2 + 1.0 / 6227020800.0;
-    p = p * x2 - 1.0 / 39916800.0;
-    p = p * x2 + 1.0 / 362880.0;
-    p = p * x2 - 1.0 / 5040.0;
-    p = p * x2 + 1.0 / 120.0;
-    p = p * x2 - 1.0 / 6.0;
-    return x + x * x2 * p;
-}
-
-/* sin(pi n x) and sin(pi x) up to a common sign, both from arguments reduced to
- * [-1/2, 1/2]; (n, 1) in the limit where sin(pi x) vanishes. */
-static inline void grating_parts(double x, double n, double *num, double *den)
-{
-    double d = x - ((x + ROUND_MAGIC) - ROUND_MAGIC);
-    double v = n * d;
-    double sd, sv;
-    v = v - ((v + ROUND_MAGIC) - ROUND_MAGIC);
-    sd = sinpi_small(d);
-    sv = sinpi_small(v);
-    *num = (sd == 0.0) ? n : sv;
-    *den = (sd == 0.0) ? 1.0 : sd;
-}
-
-/* The squared lattice factor; an axis with N <= 1 contributes 1. */
-static inline double lattice_sq(double h, double k, double l, double Na, double Nb, double Nc)
-{
-    double na, da, nb, db, nc, dc, r;
-    grating_parts(h, Na, &na, &da);
-    grating_parts(k, Nb, &nb, &db);
-    grating_parts(l, Nc, &nc, &dc);
-    r = (na * nb * nc) / (da * db * dc);
-    return r * r;
-}
-
-/* Indices of axes with N <= 1 are set to 0 and their N to 1: such an axis must
- * contribute exactly 1 (the Numba kernel overwrites its parts with (1, 1)), and
- * grating_parts(0, 1) is (1, 1) too.  So the element-wise loops need no branch. */
-static inline void unit_axes(double *hkl, int64_t total, double *Na, double *Nb, double *Nc)
-{
-    double *N[3];
-    int axis;
-    N[0] = Na;
-    N[1] = Nb;
-    N[2] = Nc;
-    for (axis = 0; axis < 3; axis++) {
-        if (*N[axis] <= 1.0) {
-            double *x = hkl + axis * total;
-            int64_t j;
-            for (j = 0; j < total; j++)
-                x[j] = 0.0;
-            *N[axis] = 1.0;
-        }
-    }
-}
-
-/* Sum of buf[0..n) in a fixed order: four interleaved partial sums, then pairs. */
-static inline double ordered_sum(const double *buf, int64_t n)
-{
-    double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
-    int64_t j = 0;
-    while (j + 4 <= n) {
-        s0 += buf[j];
-        s1 += buf[j + 1];
-        s2 += buf[j + 2];
-        s3 += buf[j + 3];
-        j += 4;
-    }
-    while (j < n) {
-        s0 += buf[j];
-        j += 1;
-    }
-    return (s0 + s1) + (s2 + s3);
-}
-
-/* Miller indices of n scattering vectors sc[n][3] in every table entry of
- * tT[9][M] (the lattice table transposed): hkl[3][n*M], source-major. */
-static inline void fast_indices(const double *restrict tT, int64_t M,
-                                const double *restrict sc, int64_t n, double *restrict hkl)
-{
-    const int64_t total = n * M;
-    int64_t s, m;
-    for (s = 0; s < n; s++) {
-        const double sx = sc[3 * s], sy = sc[3 * s + 1], sz = sc[3 * s + 2];
-        double *restrict hh = hkl + s * M;
-        double *restrict kk = hkl + total + s * M;
-        double *restrict ll = hkl + 2 * total + s * M;
-        for (m = 0; m < M; m++) {
-            hh[m] = tT[m] * sx + tT[M + m] * sy + tT[2 * M + m] * sz;
-            kk[m] = tT[3 * M + m] * sx + tT[4 * M + m] * sy + tT[5 * M + m] * sz;
-            ll[m] = tT[6 * M + m] * sx + tT[7 * M + m] * sy + tT[8 * M + m] * sz;
-        }
-    }
-}
-
-/* _fast_lattice_sq (n == 1, out = fl2) and _fast_batch_sum (n sources): the
- * squared lattice factors of n scattering vectors sc[n][3] in every (phi, domain)
- * of tT, written to out[n*M], and their ordered sum.  hkl[3][n*M] is work space.
- * This is the scalar flavour; the SIMD ones below give the same bits. */
-static double fast_lattice_sum_scalar(const double *restrict tT, int64_t M,
-                                      const double *restrict sc, int64_t n,
-                                      double Na, double Nb, double Nc,
-                                      double *restrict hkl, double *restrict out)
-{
-    const int64_t total = n * M;
+    const int64_t total = n * K->M;
+    const int64_t cap = K->cap;
+    const double *buf = W->buf;
+    double sum = K->fast_eval(&K->fshape, T, W->scb, n, W->buf, cap, K->fast_sum);
     int64_t j;
-    fast_indices(tT, M, sc, n, hkl);
-    unit_axes(hkl, total, &Na, &Nb, &Nc);
-    for (j = 0; j < total; j++)
-        out[j] = lattice_sq(hkl[j], hkl[total + j], hkl[2 * total + j], Na, Nb, Nc);
-    return ordered_sum(out, total);
-}
 
-/* SIMD flavours.  The scalar loop above is not vectorised by the compiler (it
- * moves the numerator's sine into a branch, as it is unused where
- * sin(pi d) == 0, and cannot vectorise that), so the vector code is explicit.
- * On x86-64 the widest flavour the CPU supports is chosen at run time; the
- * environment variable NBSIM_SIMD=scalar|sse2|avx2 asks for a narrower one, for
- * testing that they all agree.  Elsewhere one "generic" flavour of 2 lanes is
- * built (-DNBSIM_GENERIC_SIMD builds that one on x86-64 too; -DNBSIM_NO_SIMD none). */
-#if (defined(__GNUC__) || defined(__clang__)) && !defined(NBSIM_NO_SIMD)
-#define NBSIM_HAVE_SIMD 1
-#if defined(__x86_64__) && ((defined(__GNUC__) && __GNUC__ >= 8) || defined(__clang__)) \
-    && !defined(NBSIM_GENERIC_SIMD)
-#define NBSIM_X86_SIMD 1
-
-#define FS_SUFFIX avx512
-#define FS_LANES NBSIM_AVX512_LANES
-#define FS_TARGET __attribute__((target("avx512f")))
-#include "nbsim_fast_simd.h"
-#undef FS_SUFFIX
-#undef FS_LANES
-#undef FS_TARGET
-
-#define FS_SUFFIX avx2
-#define FS_LANES NBSIM_AVX2_LANES
-#define FS_TARGET __attribute__((target("avx2")))
-#include "nbsim_fast_simd.h"
-#undef FS_SUFFIX
-#undef FS_LANES
-#undef FS_TARGET
-
-#define FS_SUFFIX sse2
-#define FS_LANES NBSIM_SSE2_LANES
-#define FS_TARGET
-#include "nbsim_fast_simd.h"
-#undef FS_SUFFIX
-#undef FS_LANES
-#undef FS_TARGET
-
-#else   /* other architectures: the baseline vector unit */
-
-#define FS_SUFFIX generic
-#define FS_LANES 2
-#define FS_TARGET
-#include "nbsim_fast_simd.h"
-#undef FS_SUFFIX
-#undef FS_LANES
-#undef FS_TARGET
-
-#endif
-#endif
-
-/* The flavour to use: the one called want if given and usable here (a narrower
- * one than the best), else the best one; *name gets its name. */
-static fast_sum_fn choose_fast_sum(const char *want, const char **name)
-{
-    if (want != NULL && strcmp(want, "scalar") == 0) {
-        *name = "scalar";
-        return fast_lattice_sum_scalar;
+    if (K->fast_sum) {
+        *I += K->default_F * K->default_F * sum;
+        return 0;
     }
-#ifdef NBSIM_X86_SIMD
-    __builtin_cpu_init();
-    if (want != NULL && strcmp(want, "sse2") == 0) {
-        *name = "sse2";
-        return fast_lattice_sum_sse2;
+    for (j = 0; j < total; j++) {
+        const double h = buf[j], k = buf[cap + j], l = buf[2 * cap + j];
+        const double F_latt = buf[3 * cap + j];
+        const int64_t h0 = (int64_t)fast_nearest_c(h);
+        const int64_t k0 = (int64_t)fast_nearest_c(k);
+        const int64_t l0 = (int64_t)fast_nearest_c(l);
+        double F_cell;
+        int do_interp = 0;
+
+        if (F_latt == 0.0 && K->water_size == 0.0)
+            continue;
+        if (K->interpolate != 0) {
+            do_interp = interp_until < 0 || *ordinal < interp_until;
+            if (do_interp && K->probe != 0) {
+                if ((h - (double)K->h_min + 3.0) > (double)K->h_range
+                        || (h - 2.0 < (double)K->h_min)
+                        || (k - (double)K->k_min + 3.0) > (double)K->k_range
+                        || (k - 2.0 < (double)K->k_min)
+                        || (l - (double)K->l_min + 3.0) > (double)K->l_range
+                        || (l - 2.0 < (double)K->l_min)) {
+                    /* the probe arrays hold rows [row_start, row_stop) only */
+                    int64_t *pi = K->probe_i + (spixel - K->row_start) * 2;
+                    double *pd = K->probe_d + (spixel - K->row_start) * 6;
+                    pi[0] = fpixel;
+                    pi[1] = *ordinal;
+                    pd[0] = h;
+                    pd[1] = k;
+                    pd[2] = l;
+                    pd[3] = (double)h0;
+                    pd[4] = (double)k0;
+                    pd[5] = (double)l0;
+                    return 1;
+                }
+            }
+            *ordinal += 1;
+        }
+        if (K->probe != 0)
+            continue;
+        if (do_interp)
+            F_cell = fast_tricubic(K->Fhkl, K->fk, K->fl, K->h_min, K->k_min, K->l_min, h, k, l);
+        else if (K->hkls != 0 && h0 <= K->h_max && h0 >= K->h_min
+                 && k0 <= K->k_max && k0 >= K->k_min && l0 <= K->l_max && l0 >= K->l_min)
+            F_cell = K->Fhkl[((h0 - K->h_min) * K->fk + (k0 - K->k_min)) * K->fl
+                             + (l0 - K->l_min)];
+        else
+            F_cell = K->default_F;
+        *I += F_cell * F_cell * F_latt * F_latt;
+        *I = per_term(K, *I, capture_fraction, polar, omega_pixel);
     }
-    if (want != NULL && strcmp(want, "avx2") == 0 && __builtin_cpu_supports("avx2")) {
-        *name = "avx2";
-        return fast_lattice_sum_avx2;
-    }
-    if (__builtin_cpu_supports("avx512f")) {
-        *name = "avx512";
-        return fast_lattice_sum_avx512;
-    }
-    if (__builtin_cpu_supports("avx2")) {
-        *name = "avx2";
-        return fast_lattice_sum_avx2;
-    }
-    *name = "sse2";
-    return fast_lattice_sum_sse2;
-#elif defined(NBSIM_HAVE_SIMD)
-    *name = "generic";
-    return fast_lattice_sum_generic;
-#else
-    *name = "scalar";
-    return fast_lattice_sum_scalar;
-#endif
+    return 0;
 }
 
 
@@ -621,41 +458,25 @@ static void render_row(const kernel_t *K, const scratch_t *W, int64_t spixel)
                             polar = 0.5 * (1.0 + cos2theta_sqr - kahn * cos(2.0 * psi) * sin2theta_sqr);
                         }
 
-                        if (K->fast_sum && !use_first) {
-                            /* batch this source with the others of the sub-pixel */
-                            W->scb[3 * nbatch] = scx;
-                            W->scb[3 * nbatch + 1] = scy;
-                            W->scb[3 * nbatch + 2] = scz;
-                            nbatch += 1;
+                        if (K->fast) {
+                            if (K->fast_batch && !use_first) {
+                                /* with the sub-pixel's other sources, after this loop */
+                                W->scb[3 * nbatch] = scx;
+                                W->scb[3 * nbatch + 1] = scy;
+                                W->scb[3 * nbatch + 2] = scz;
+                                nbatch += 1;
+                                continue;
+                            }
+                            /* this source alone (nbatch is 0 here) */
+                            W->scb[0] = scx;
+                            W->scb[1] = scy;
+                            W->scb[2] = scz;
+                            if (fast_source_terms(K, W, use_first ? &K->T_first : &K->T_main, 1,
+                                                  &I, &ordinal, interp_until, capture_fraction,
+                                                  polar, omega_pixel, spixel, fpixel))
+                                return;
+                            use_first = 0;
                             continue;
-                        }
-                        if (K->fast_sq) {
-                            double sc[3];
-                            double fl2_sum;
-                            sc[0] = scx;
-                            sc[1] = scy;
-                            sc[2] = scz;
-                            fl2_sum = K->fast_lattice_sum(use_first ? K->tT_first : K->tT_main,
-                                                       K->M, sc, 1, Na, Nb, Nc, W->hkl, W->lsq);
-                            if (K->fast_sum) {
-                                I += K->default_F * K->default_F * fl2_sum;
-                                use_first = 0;
-                                continue;
-                            }
-                            if (!K->need_hkl) {
-                                /* one F for every hkl: only the lattice factor varies */
-                                const double *fl2 = W->lsq;
-                                int64_t m;
-                                for (m = 0; m < K->M; m++) {
-                                    double F_latt = fl2[m];
-                                    if (F_latt == 0.0 && K->water_size == 0.0)
-                                        continue;
-                                    I += K->default_F * K->default_F * F_latt;
-                                    I = per_term(K, I, capture_fraction, polar, omega_pixel);
-                                }
-                                use_first = 0;
-                                continue;
-                            }
                         }
 
                         for (phi_tic = 0; phi_tic < K->phisteps; phi_tic++) {
@@ -675,11 +496,7 @@ static void render_row(const kernel_t *K, const scratch_t *W, int64_t spixel)
                                 double F_cell;
                                 int do_interp;
 
-                                if (K->fast_sq) {
-                                    /* the square from the polynomial path (W->lsq
-                                     * holds this source's fl2) */
-                                    F_latt = W->lsq[phi_tic * K->domains + mos];
-                                } else if (K->shape == NBSIM_SHAPE_SQUARE) {
+                                if (K->shape == NBSIM_SHAPE_SQUARE) {
                                     if (Na > 1)
                                         F_latt *= sincg(M_PI * h, Na);
                                     if (Nb > 1)
@@ -755,20 +572,18 @@ static void render_row(const kernel_t *K, const scratch_t *W, int64_t spixel)
                                 else
                                     F_cell = K->default_F;
 
-                                if (K->fast_sq)
-                                    I += F_cell * F_cell * F_latt;   /* F_latt is squared */
-                                else
-                                    I += F_cell * F_cell * F_latt * F_latt;
+                                I += F_cell * F_cell * F_latt * F_latt;
                                 I = per_term(K, I, capture_fraction, polar, omega_pixel);
                             }
                         }
                         /* only the pixel's first complete phi loop may use lat_first */
                         use_first = 0;
                     }
-                    if (nbatch > 0)
-                        I += K->default_F * K->default_F
-                             * K->fast_lattice_sum(K->tT_main, K->M, W->scb, nbatch, Na, Nb, Nc,
-                                                W->hkl, W->lsq);
+                    if (nbatch > 0
+                            && fast_source_terms(K, W, &K->T_main, nbatch, &I, &ordinal,
+                                                 interp_until, capture_fraction, polar,
+                                                 omega_pixel, spixel, fpixel))
+                        return;
                 }
             }
         }
@@ -789,6 +604,21 @@ static void render_row(const kernel_t *K, const scratch_t *W, int64_t spixel)
 }
 
 
+/* the Numba kernel's -fast parameters: the shape, N, fudge and the unrotated a*, b*, c* */
+static void fast_shape_from(const int64_t *ip, const double *dp, const double *vecs,
+                            fast_shape_t *P)
+{
+    int i;
+    P->shape = ip[NBSIM_I_SHAPE];
+    P->Na = dp[NBSIM_D_NA];
+    P->Nb = dp[NBSIM_D_NB];
+    P->Nc = dp[NBSIM_D_NC];
+    P->fudge = dp[NBSIM_D_FUDGE];
+    for (i = 0; i < 9; i++)
+        P->rs[i] = vecs[NBSIM_V_A_STAR * 3 + i];
+}
+
+
 /* dst[9][M] = src[M][9] transposed. */
 static void transpose_table(const double *src, int64_t M, double *dst)
 {
@@ -798,14 +628,12 @@ static void transpose_table(const double *src, int64_t M, double *dst)
             dst[j * M + m] = src[m * 9 + j];
 }
 
-/* Carve one thread's block (3 ns + 4 ns M doubles, or NULL) into its buffers. */
-static void set_scratch(scratch_t *W, double *block, int64_t nsources, int64_t M)
+/* Carve one thread's block (3 ns + 4 cap doubles, or NULL) into its buffers. */
+static void set_scratch(scratch_t *W, double *block, int64_t nsources)
 {
     const int64_t ns = nsources > 0 ? nsources : 1;
-    const int64_t M1 = M > 0 ? M : 1;
     W->scb = block;
-    W->hkl = block ? block + 3 * ns : NULL;
-    W->lsq = block ? block + 3 * ns + 3 * ns * M1 : NULL;
+    W->buf = block ? block + 3 * ns : NULL;
 }
 
 
@@ -819,7 +647,7 @@ int nbsim_render(const int64_t *ip, const double *dp, const double *vecs,
 {
     kernel_t K;
     int64_t spixel, row_start, row_stop;
-    double *tables = NULL, *work = NULL, *frames = NULL;
+    double *tables = NULL, *work = NULL, *frames = NULL, *transposed = NULL;
     const char *simd;
     size_t per_thread = 0;
 
@@ -915,13 +743,13 @@ int nbsim_render(const int64_t *ip, const double *dp, const double *vecs,
 
     /* -fast: the same switches as the Numba kernel */
     K.M = phisteps * domains;
-    K.fast_sq = ip[NBSIM_I_FAST] != 0 && K.shape == NBSIM_SHAPE_SQUARE;
-    K.need_hkl = !K.fast_sq || K.hkls != 0 || K.interpolate != 0;
-    K.fast_sum = K.fast_sq && !K.need_hkl && K.os_thick == 0 && K.os_polar == 0
-                 && K.os_omega == 0;
-    K.tT_main = NULL;
-    K.tT_first = NULL;
-    K.fast_lattice_sum = fast_lattice_sum_scalar;
+    K.fast = ip[NBSIM_I_FAST] != 0;
+    K.fast_batch = K.fast && K.os_polar == 0;
+    K.fast_sum = K.fast && K.hkls == 0 && K.interpolate == 0 && K.os_thick == 0
+                 && K.os_polar == 0 && K.os_omega == 0 && K.probe == 0;
+    K.cap = 0;
+    fast_shape_from(ip, dp, vecs, &K.fshape);
+    K.fast_eval = NULL;
 
 #ifdef _OPENMP
     if (nthreads <= 0)
@@ -930,30 +758,40 @@ int nbsim_render(const int64_t *ip, const double *dp, const double *vecs,
     if (nthreads <= 0)
         nthreads = 1;
 
-    if (K.fast_sq) {
-        /* the transposed lattice tables (shared) and each thread's work space,
-         * all allocated before any pixel is written */
+    if (K.fast) {
+        /* the lattice tables laid out for batches (shared) and each thread's work
+         * space, all allocated before any pixel is written */
         const uint64_t M = (uint64_t)K.M;
         const uint64_t M1 = M > 0 ? M : 1;
         const uint64_t ns = nsources > 0 ? (uint64_t)nsources : 1;
         const uint64_t limit = (uint64_t)(SIZE_MAX / sizeof(double) / 8);
-        if (M1 > limit / 18 || ns > limit / 8 / M1)
+        size_t main_size, first_size;
+        if (M1 > limit / 18 || ns > limit / 20 / M1)
             return -3;
-        per_thread = (size_t)(3 * ns + 4 * ns * M1);
+        K.cap = fast_capacity((int64_t)(ns * M1));
+        per_thread = (size_t)(3 * ns + 4 * (uint64_t)K.cap);
         if ((uint64_t)nthreads > limit / per_thread)
             return -3;
-        tables = (double *)malloc(sizeof(double) * 18 * (size_t)M1);
+        main_size = (size_t)K.cap;
+        first_size = (size_t)fast_capacity((int64_t)M1);
+        tables = (double *)malloc(sizeof(double) * 10 * (main_size + first_size));
         work = (double *)malloc(sizeof(double) * per_thread * (size_t)nthreads);
-        if (tables == NULL || work == NULL) {
+        transposed = (double *)malloc(sizeof(double) * 9 * (size_t)M1);
+        if (tables == NULL || work == NULL || transposed == NULL) {
             free(tables);
             free(work);
+            free(transposed);
             return -3;
         }
-        transpose_table(lat, K.M, tables);
-        transpose_table(lat_first, K.M, tables + 9 * M1);
-        K.tT_main = tables;
-        K.tT_first = tables + 9 * M1;
-        K.fast_lattice_sum = choose_fast_sum(getenv("NBSIM_SIMD"), &simd);
+        /* (int64_t and double have the same size: the source indices share the block) */
+        transpose_table(lat, K.M, transposed);
+        fast_table_fill(&K.T_main, transposed, K.M, (int64_t)ns, tables,
+                        (int64_t *)(tables + 9 * main_size));
+        transpose_table(lat_first, K.M, transposed);
+        fast_table_fill(&K.T_first, transposed, K.M, 1, tables + 10 * main_size,
+                        (int64_t *)(tables + 10 * main_size + 9 * first_size));
+        free(transposed);
+        K.fast_eval = fast_choose(getenv("NBSIM_SIMD"), &simd);
     }
 
     frames = (double *)malloc(sizeof(double) * 9 * (size_t)(nsources > 0 ? nsources : 1));
@@ -972,7 +810,7 @@ int nbsim_render(const int64_t *ip, const double *dp, const double *vecs,
     {
         scratch_t W;
         set_scratch(&W, work ? work + per_thread * (size_t)omp_get_thread_num() : NULL,
-                    nsources, K.M);
+                    nsources);
 #pragma omp for schedule(dynamic)
         for (spixel = row_start; spixel < row_stop; spixel++)
             render_row(&K, &W, spixel);
@@ -980,7 +818,7 @@ int nbsim_render(const int64_t *ip, const double *dp, const double *vecs,
 #else
     {
         scratch_t W;
-        set_scratch(&W, work, nsources, K.M);
+        set_scratch(&W, work, nsources);
         for (spixel = row_start; spixel < row_stop; spixel++)
             render_row(&K, &W, spixel);
     }
@@ -1002,25 +840,45 @@ void nbsim_layout(int64_t *n_ints, int64_t *n_reals)
 const char *nbsim_simd_flavour(void)
 {
     const char *name;
-    (void)choose_fast_sum(getenv("NBSIM_SIMD"), &name);
+    (void)fast_choose(getenv("NBSIM_SIMD"), &name);
     return name;
 }
 
 
-double nbsim_fast_lattice_sum(const double *tT, int64_t M, const double *sc, int64_t n,
-                              double Na, double Nb, double Nc, double *out,
-                              const char *flavour, const char **used)
+double nbsim_fast_eval(const int64_t *ip, const double *dp, const double *vecs,
+                       const double *tT, int64_t M, const double *sc, int64_t n,
+                       double *out, const char *flavour, const char **used)
 {
     const char *name;
-    fast_sum_fn fn = choose_fast_sum(flavour, &name);
-    double *hkl, sum;
-    if (M < 0 || n < 0)
+    fast_eval_fn fn = fast_choose(flavour, &name);
+    fast_shape_t P;
+    fast_table_t T;
+    int64_t cap, j, r;
+    double *buf, *x, sum;
+    int64_t *src;
+    if (M < 0 || n < 0 || (M > 0 && n > INT64_MAX / 16 / M))
         return NAN;
-    hkl = (double *)malloc(sizeof(double) * (3 * (size_t)(n * M) + 1));
-    if (hkl == NULL)
+    cap = fast_capacity(n * M);
+    buf = (double *)malloc(sizeof(double) * (4 * (size_t)cap + 1));
+    x = (double *)malloc(sizeof(double) * (9 * (size_t)cap + 1));
+    src = (int64_t *)malloc(sizeof(int64_t) * ((size_t)cap + 1));
+    if (buf == NULL || x == NULL || src == NULL) {
+        free(buf);
+        free(x);
+        free(src);
         return NAN;
-    sum = fn(tT, M, sc, n, Na, Nb, Nc, hkl, out);
-    free(hkl);
+    }
+    fast_shape_from(ip, dp, vecs, &P);
+    fast_table_fill(&T, tT, M, n, x, src);
+    /* the indices are returned, so they are asked for (no sum); then the sum */
+    (void)fn(&P, &T, sc, n, buf, cap, 0);
+    for (r = 0; r < 4; r++)
+        for (j = 0; j < n * M; j++)
+            out[r * n * M + j] = buf[r * cap + j];
+    sum = n > 0 ? fn(&P, &T, sc, n, buf, cap, 1) : 0.0;
+    free(buf);
+    free(x);
+    free(src);
     if (used != NULL)
         *used = name;
     return sum;

@@ -126,19 +126,20 @@ int nbsim_render(const int64_t *ip, const double *dp, const double *vecs,
 /* The layout this library was compiled with: NBSIM_N_INTS, NBSIM_N_REALS. */
 void nbsim_layout(int64_t *n_ints, int64_t *n_reals);
 
-/* The SIMD flavour the -fast lattice sums use here: "avx512", "avx2", "sse2",
+/* The SIMD flavour -fast's batch evaluation uses here: "avx512", "avx2", "sse2",
  * "generic" or "scalar" (environment variable NBSIM_SIMD may ask for a narrower
  * one; all give the same bits). */
 const char *nbsim_simd_flavour(void);
 
-/* For tests: the -fast lattice sum of n scattering vectors sc[n][3] over the
- * transposed lattice table tT[9][M] (the Numba kernel's _fast_batch_sum): the
- * squared lattice factors go to out[n*M], their ordered sum is returned.
- * flavour as NBSIM_SIMD (NULL: the best); *used (if not NULL) gets the one used.
- * NaN when n or M is negative or memory runs out. */
-double nbsim_fast_lattice_sum(const double *tT, int64_t M, const double *sc, int64_t n,
-                              double Na, double Nb, double Nc, double *out,
-                              const char *flavour, const char **used);
+/* For tests: -fast's batch evaluation of n scattering vectors sc[n][3] over the
+ * transposed lattice table tT[9][M] with the shape parameters of ip, dp, vecs (the
+ * Numba engine's numba_kernel._fast_eval): h, k, l and F_latt go to out[4][n*M]; the
+ * sum of F_latt**2 in its fixed order is returned.  flavour as NBSIM_SIMD (NULL:
+ * the best); *used (if not NULL) gets the one used.  NaN when n or M is negative
+ * or memory runs out. */
+double nbsim_fast_eval(const int64_t *ip, const double *dp, const double *vecs,
+                       const double *tT, int64_t M, const double *sc, int64_t n,
+                       double *out, const char *flavour, const char **used);
 
 /* 1 when compiled with OpenMP, else 0. */
 int nbsim_have_openmp(void);

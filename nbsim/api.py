@@ -133,9 +133,36 @@ def _pixel_passes_dmin(plan, s, f, vecs, dmin):
     return False
 
 
-# below this many inner evaluations "auto" prefers the C engine when it is built: the
-# engines give the same bits, and C starts without importing Numba or loading its cache
-SMALL_JOB_EVALUATIONS = 2.0e7
+# "auto": the engine that is expected to finish first.  Render time per inner
+# evaluation on one thread, in ns, (C engine, Numba engine), by workload class, as
+# measured with `python bench/engine_classes.py --pixels 128 --repeats 5` (5
+# alternating repeats, smallest CPU time; the square rows with --pixels 256) on this
+# project's 2-core AMD EPYC machine with AVX-512 on 2026-12-01; the output is in
+# bench/RESULTS-2026-12-01.txt.  With 2 threads the ratios stay within a few per cent
+# (both engines hand out rows dynamically).
+_NS_PER_EVALUATION = {
+    # (-fast, shape): (C, Numba)
+    (False, Shape.SQUARE): (78.2, 80.8),
+    (False, Shape.ROUND): (46.2, 44.0),
+    (False, Shape.GAUSS): (25.6, 23.4),
+    (False, Shape.TOPHAT): (16.9, 13.3),
+    (True, Shape.SQUARE): (3.5, 7.4),
+    (True, Shape.ROUND): (7.4, 26.0),
+    (True, Shape.GAUSS): (5.7, 26.8),
+    (True, Shape.TOPHAT): (3.2, 11.0),
+}
+# ... plus this much when F comes from an hkl table or from tricubic interpolation
+# (whose cost includes the probe pass that finds where interpolation stops); a table
+# lookup in parity mode costs nothing measurable (-1 to +4 ns, within the noise)
+_F_NS_PER_EVALUATION = {
+    (False, "hkl"): (0.0, 0.0),
+    (False, "interpolate"): (154.8, 232.2),
+    (True, "hkl"): (4.4, 4.8),
+    (True, "interpolate"): (42.2, 43.2),
+}
+# A process that renders with Numba pays for importing Numba and loading its cached
+# kernels: a whole 64x64 run takes 0.44 s with -engine numba and 0.11 s with -engine c.
+NUMBA_EXTRA_START_S = 0.33
 
 
 def evaluations(plan: Plan) -> float:
@@ -147,16 +174,62 @@ def evaluations(plan: Plan) -> float:
             * len(plan.sources) * plan.phisteps * plan.lattice_table.shape[1])
 
 
-def choose_engine(plan: Plan, engine=None, warn=None):
-    """Resolve "auto": the C engine for small jobs and for -fast (it starts faster and its
-    -fast path has hand-vectorised code), Numba for the rest; both give the same bits."""
+def engine_estimates(plan: Plan, threads=None, started=False):
+    """Expected seconds for each engine to render this plan (start-up included unless
+    ``started``), from the measured costs above.  ``threads`` None means every core."""
+    import os
+    import sys
+    fast = bool(plan.config.sampling.fast)
+    c_ns, numba_ns = _NS_PER_EVALUATION[(fast, plan.config.crystal.shape)]
+    source = "interpolate" if plan.interpolate else "hkl" if plan.hkls else None
+    if source:
+        extra_c, extra_numba = _F_NS_PER_EVALUATION[(fast, source)]
+        c_ns += extra_c
+        numba_ns += extra_numba
+    n = evaluations(plan) / max(1, threads or os.cpu_count() or 1)
+    # once Numba's kernels are loaded in this process, its start-up is paid
+    numba_start = (0.0 if started or "nbsim.engines.numba_engine" in sys.modules
+                   else NUMBA_EXTRA_START_S)
+    return {"c": n * c_ns * 1e-9, "numba": numba_start + n * numba_ns * 1e-9}
+
+
+# A render that one thread finishes in less than this runs on one thread whatever the
+# thread count: starting a team of threads and joining it costs more than it saves, and
+# on a busy machine the team waits for a free core (a 64x64 image took 0.5 ms on one
+# thread and 8-24 ms on two while another job held the second core). The image does not
+# depend on the thread count.
+ONE_THREAD_BELOW_S = 0.002
+
+
+def render_threads(plan: Plan, engine: str, threads=None):
+    """Threads to render ``plan`` with on ``engine``: ``threads`` (None: every core),
+    or 1 when one thread is expected to finish within ONE_THREAD_BELOW_S."""
+    one = engine_estimates(plan, threads=1, started=True)
+    if one.get(engine, ONE_THREAD_BELOW_S) < ONE_THREAD_BELOW_S:
+        return 1
+    return threads
+
+
+def choose_engine(plan: Plan, engine=None, warn=None, threads=None, trace=None):
+    """Resolve "auto" to the engine expected to finish first (engine_estimates; ties go
+    to C).  C wins every -fast job and every small job; Numba only large parity jobs
+    with round, Gaussian or top-hat crystals.  Both engines give the same bits; without
+    Numba "auto" is C, and without the C extension it is Numba.
+
+    A render that records -printout's per-pixel values (``trace``; None: whether the
+    plan asks for -printout) runs the Numba kernel (or its plain-Python form without
+    Numba) whatever was asked, so it is "numba" then; the engine asked for is still
+    checked."""
     import os
     asked = (engine or os.environ.get("NBSIM_ENGINE") or "auto").strip().lower()
-    if asked == "auto" and (plan.config.sampling.fast
-                            or evaluations(plan) < SMALL_JOB_EVALUATIONS) \
-            and registry.c_status()[0]:
-        return "c"
-    return registry.resolve(asked, warn=warn)
+    if trace is None:
+        trace = bool(plan.config.output.printout)
+    if asked == "auto" and registry.c_status()[0]:
+        est = engine_estimates(plan, threads)
+        if est["c"] <= est["numba"]:
+            return "numba" if trace else "c"
+    name = registry.resolve(asked, warn=warn)
+    return "numba" if trace else name
 
 
 @dataclass

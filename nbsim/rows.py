@@ -77,18 +77,27 @@ class RowBlock:
 class RowRenderer:
     """One frame's packed inputs and engine, ready to render any of its row ranges.
 
-    ``threads`` None means ``api.default_threads()``. With ``trace`` (-printout) each
+    ``threads`` None means ``api.default_threads()``, or one thread for a tiny
+    job (:func:`nbsim.api.render_threads`). With ``trace`` (-printout) each
     pixel's last values are recorded too; that runs the Numba kernel (or its plain
     Python form), whatever ``engine`` says.
     """
 
     def __init__(self, plan: Plan, engine="auto", threads=None, warn=None, trace=False):
         self.plan = plan
-        name = api.choose_engine(plan, engine, warn=warn)
-        self._probe_engine = name       # any engine finds the same trigger
-        self.engine = "numba" if trace else name
-        self.threads = api.default_threads() if threads is None else threads
+        asked = threads
+        threads = api.default_threads() if threads is None else threads
         self.trace = bool(trace)
+        self.engine = api.choose_engine(plan, engine, warn=warn, threads=threads,
+                                        trace=self.trace)
+        # unless a thread count was given here, a tiny job renders on one thread
+        # (see api.render_threads)
+        self.threads = threads if asked is not None else api.render_threads(
+            plan, self.engine, threads)
+        # any engine finds the same trigger: the probe needs no trace
+        self._probe_engine = (api.choose_engine(plan, engine, warn=lambda _m: None,
+                                                threads=threads, trace=False)
+                              if self.trace else self.engine)
         ip, dp, vecs, mask = api.pack_plan(plan)
         self._dp, self._vecs, self._mask = dp, vecs, mask
         self._lat = np.ascontiguousarray(plan.lattice_table)

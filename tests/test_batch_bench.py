@@ -34,3 +34,17 @@ def test_smoke_run_of_the_split_measurement(tmp_path):
     assert result["split_detpixels"] == 48 and "whole, 1 rank" in result["medians"]
     assert "2 parts, 2 ranks" in result["medians"] or \
         any("no mpiexec" in n for n in result["notes"])
+
+
+def test_overhead_bench_times_frames_and_kernels(tmp_path):
+    """bench/batch_overhead.py: per-frame wall and kernel times from a real job."""
+    out = tmp_path / "o.json"
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "batch_overhead.py"),
+                           "--frames", "3", "--detpixels", "32", "--runs", "1",
+                           "--json", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout + done.stderr
+    run = json.loads(out.read_text())["runs"][0]
+    assert 0 < run["kernel_s_median"] < run["frame_s_median"]
+    assert 0 < run["overhead_s_min"] <= run["overhead_s_median"] < run["frame_s_median"]
+    assert "per-frame overhead" in done.stdout

@@ -178,6 +178,7 @@ def test_reference_alternation_and_ratio(bench, tmp_path, monkeypatch):
     assert ref_rec["runner"] == "reference" and nb_rec["variant"] == "numba"
     assert len(ref_rec["times_s"]) == len(nb_rec["times_s"]) == 2
     assert nb_rec["ratio_vs_reference"] == pytest.approx(ref_rec["median_s"] / nb_rec["median_s"])
+    assert nb_rec["ratio_vs_reference_min"] == pytest.approx(ref_rec["min_s"] / nb_rec["min_s"])
     assert report["reference_command"] == [str(ref)]
 
 

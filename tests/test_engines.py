@@ -23,11 +23,12 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def run_without_numba(args, cwd, env_extra=None):
+def run_without_numba(args, cwd, env_extra=None, prelude=""):
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     env.pop("NBSIM_ENGINE", None)
     env.update(env_extra or {})
-    return subprocess.run([sys.executable, "-c", NO_NUMBA] + args, cwd=cwd, env=env,
+    script = NO_NUMBA.replace("from nbsim.cli import main", prelude + "from nbsim.cli import main")
+    return subprocess.run([sys.executable, "-c", script] + args, cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)
 
 
@@ -55,9 +56,11 @@ def test_active_reports_the_engine_that_ran(engine, tmp_path, capsys):
 
 @needs_c
 def test_auto_falls_back_to_c_with_one_warning_when_numba_is_missing(tmp_path, monkeypatch):
-    # a job too big for the small-job shortcut makes "auto" want Numba
+    # a parity round crystal renders faster with Numba; without its start-up cost in
+    # the estimate, "auto" wants Numba for this small job too
     case = gc.load_case("cubic_default_F")
-    proc = run_without_numba(gc.args_for_mode(case) + ["-oversample", "40"], str(tmp_path))
+    proc = run_without_numba(gc.args_for_mode(case) + ["-round_xtal"], str(tmp_path),
+                             prelude="import nbsim.api\nnbsim.api.NUMBA_EXTRA_START_S = 0.0\n")
     assert proc.returncode == 0, proc.stderr
     warnings = [line for line in proc.stderr.splitlines() if "Numba is not available" in line]
     assert len(warnings) == 1 and "using the C engine" in warnings[0]
@@ -141,3 +144,76 @@ def test_cli_sets_the_scipy_switch_for_its_own_process():
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                           text=True, timeout=300)
     assert done.stdout.split()[-1] == "1", done.stdout + done.stderr
+
+
+# ---------------------------------------------------------------------------
+# "auto": the engine expected to finish first, from measured costs per class
+
+def _plan(extra, pixels=64):
+    from nbsim.cli import config_from_args
+    from nbsim.plan import make_plan
+    args = ("-cell 70 80 90 75 85 95 -lambda 1.0 -N 5 -default_F 100 -distance 100 "
+            "-pixel 0.1 -detpixels %d " % pixels + extra).split()
+    return make_plan(config_from_args(args)[0])
+
+
+W2_EXTRA = ("-oversample 2 -mosaic 0.5 -mosaic_dom 10 -mosaic_seed 42 -hdivrange 0.3 "
+            "-vdivrange 0.3 -hdivsteps 3 -vdivsteps 3 -square_div ")
+
+
+@pytest.fixture
+def both_engines(monkeypatch):
+    """Both engines available, and Numba's start-up not yet paid in this process."""
+    monkeypatch.setattr(registry, "c_status", lambda: (True, ""))
+    monkeypatch.setattr(registry, "_numba_status", lambda: (True, None))
+    monkeypatch.delitem(sys.modules, "nbsim.engines.numba_engine", raising=False)
+
+
+@pytest.mark.parametrize("extra,pixels,threads", [
+    ("", 64, 1),                                   # small: start-up decides
+    (W2_EXTRA, 512, 2),                            # W2: parity square, a tie per evaluation
+    (W2_EXTRA + "-fast", 2048, 1),                 # -fast: C's vector code
+    (W2_EXTRA + "-round_xtal -fast", 2048, 1),
+    (W2_EXTRA + "-hkl %s -interpolate" % os.path.join(gc.INPUTS, "wide.hkl"), 1024, 1),
+    (W2_EXTRA + "-round_xtal", 256, 2),           # Numba's 10% do not pay its start-up
+])
+def test_auto_chooses_c(both_engines, extra, pixels, threads):
+    from nbsim.api import choose_engine, engine_estimates
+    plan = _plan(extra, pixels)
+    est = engine_estimates(plan, threads)
+    assert est["c"] <= est["numba"]
+    assert choose_engine(plan, "auto", threads=threads) == "c"
+
+
+@pytest.mark.parametrize("shape", ["-round_xtal", "-gauss_xtal", "-tophat_spots"])
+def test_auto_chooses_numba_for_large_parity_jobs_where_it_renders_faster(both_engines,
+                                                                         shape):
+    from nbsim.api import choose_engine, engine_estimates
+    plan = _plan(W2_EXTRA + shape, 2048)          # 1.5e9 evaluations
+    est = engine_estimates(plan, 2)
+    assert est["numba"] < est["c"]
+    assert choose_engine(plan, "auto", threads=2) == "numba"
+    # on 64 threads the saving per thread no longer covers Numba's start-up...
+    assert choose_engine(plan, "auto", threads=64) == "c"
+    # ...unless Numba is already loaded in this process
+    sys.modules.setdefault("nbsim.engines.numba_engine", object())
+    assert choose_engine(plan, "auto", threads=64) == "numba"
+    # and a named engine is taken as asked
+    assert choose_engine(plan, "c", threads=2) == "c"
+
+
+def test_auto_estimates_follow_the_measured_table(both_engines):
+    from nbsim import api
+    plan = _plan(W2_EXTRA, 512)
+    n = api.evaluations(plan)
+    est = api.engine_estimates(plan, 2)
+    c_ns, numba_ns = api._NS_PER_EVALUATION[(False, api.Shape.SQUARE)]
+    assert est["c"] == pytest.approx(n / 2 * c_ns * 1e-9)
+    assert est["numba"] == pytest.approx(api.NUMBA_EXTRA_START_S + n / 2 * numba_ns * 1e-9)
+    # every shape, parity and -fast, has a row; C's -fast beats Numba's everywhere
+    for fast in (False, True):
+        for shape in api.Shape:
+            c_ns, numba_ns = api._NS_PER_EVALUATION[(fast, shape)]
+            assert c_ns > 0 and numba_ns > 0
+            if fast:
+                assert c_ns < numba_ns

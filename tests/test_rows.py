@@ -123,6 +123,21 @@ def test_block_sizes_around_a_trigger_mid_frame(engine, threads):
 
 
 @pytest.mark.parametrize("engine", ENGINES)
+def test_fast_blocks_around_a_trigger_mid_frame(engine):
+    """-fast's own probe and per-row outputs are indexed by the row within the block:
+    every block size finds the whole frame's trigger and gives its bits."""
+    plan = make_plan(command_config(MIDFRAME.replace("{in}", gc.INPUTS).split() + ["-fast"],
+                                    warn=lambda m: None)[0])
+    whole = api.render(plan, engine=engine, threads=2, block_rows=plan.spixels)
+    assert whole.messages and whole.trig_pixel == 48 * plan.fpixels
+    _same(api.render(plan, engine=ENGINES[engine == "numba"], threads=1, block_rows=5), whole)
+    for size in (1, 7, 49):
+        _same(api.render(plan, engine=engine, threads=2, block_rows=size), whole)
+    alone = api.render_rows(plan, 47, 50, engine=engine, threads=2)
+    assert alone.image.tobytes() == whole.image[47:50].tobytes()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("name", ["midframe", "phi_from_zero_carryover", "mask"])
 def test_split_frame_assembles_to_the_whole(name, engine, tmp_path):
     """What a split over processes does: probe each part, share the first trigger,
@@ -195,6 +210,20 @@ def test_printout_trace_is_the_same_in_blocks():
     plan = midframe_plan()
     whole = api.render(plan, engine="c", threads=2, trace=True, block_rows=plan.spixels)
     assert whole.engine == "numba" and whole.trace is not None
+    for size in (1, 7):
+        blocked = api.render(plan, engine="c", threads=1, trace=True, block_rows=size)
+        _same(blocked, whole)
+        assert blocked.trace.tobytes() == whole.trace.tobytes()
+
+
+def test_printout_trace_under_fast_is_the_same_in_blocks():
+    plan = make_plan(command_config(MIDFRAME.replace("{in}", gc.INPUTS).split() + ["-fast"],
+                                    warn=lambda m: None)[0])
+    whole = api.render(plan, engine="c", threads=2, trace=True, block_rows=plan.spixels)
+    assert whole.engine == "numba" and whole.messages
+    fields = api.TRACE_FIELDS
+    seen = whole.trace[:, fields.index("seen_lattice")]
+    assert seen.all()
     for size in (1, 7):
         blocked = api.render(plan, engine="c", threads=1, trace=True, block_rows=size)
         _same(blocked, whole)

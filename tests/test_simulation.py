@@ -285,7 +285,7 @@ def test_result_geometry_in_mm():
 
 
 def test_which_engine_answers_before_rendering(monkeypatch):
-    from nbsim.api import SMALL_JOB_EVALUATIONS, choose_engine
+    from nbsim.api import choose_engine, engine_estimates
     from nbsim.engines import registry
     monkeypatch.delenv("NBSIM_ENGINE", raising=False)
     small = nbsim.Simulation(cell=(50, 50, 50, 90, 90, 90), default_F=1, detpixels=16, seed=1)
@@ -295,14 +295,32 @@ def test_which_engine_answers_before_rendering(monkeypatch):
     assert small.run().engine == guess == registry.active()
     assert nbsim.which_engine(small.config) == guess
     big = small.replace(detpixels=1024, oversample=4, phisteps=5)    # ~8e7 evaluations
-    from nbsim.api import evaluations
-    assert evaluations(big.plan()) > SMALL_JOB_EVALUATIONS
+    # a job of seconds (Numba's start-up does not decide it)
+    assert min(engine_estimates(big.plan()).values()) > 1.0
     assert nbsim.which_engine(big) == choose_engine(big.plan())
     for name in ("c", "numba"):
         if registry.available()[name][0]:
             monkeypatch.setenv("NBSIM_ENGINE", name)
             assert nbsim.which_engine(big) == name == nbsim.which_engine(small)
             assert nbsim.which_engine(small, engine="auto") == guess
+
+
+def test_which_engine_of_a_printout_job_is_the_one_that_traces(monkeypatch):
+    """-printout's per-pixel values come from the Numba kernel whatever engine is asked
+    for, and which_engine says so before rendering."""
+    from nbsim import api
+    from nbsim.cli import config_from_args
+    from nbsim.plan import make_plan
+    monkeypatch.delenv("NBSIM_ENGINE", raising=False)
+    args = "-cell 50 50 50 90 90 90 -default_F 1 -detpixels 4 -seed 1".split()
+    for extra in ([], ["-fast"]):
+        plain = config_from_args(args + extra)[0]
+        printout = config_from_args(args + extra + ["-printout"])[0]
+        assert nbsim.which_engine(plain) == "c"       # a small job
+        for engine in ("auto", "c", "numba"):
+            assert nbsim.which_engine(printout, engine=engine) == "numba"
+        rendered = api.render(make_plan(printout), engine="c", trace=True)
+        assert rendered.engine == nbsim.which_engine(printout) and rendered.trace is not None
 
 
 def test_mask_array_equals_the_mask_file(tmp_path):

@@ -43,8 +43,6 @@ import os
 import time
 import zipfile
 
-import numpy as np
-
 from ..errors import NbsimError
 
 VERSION = 1
@@ -209,6 +207,7 @@ class FrameParts:
         self.save(part, block, trigger, renderer.engine)
 
     def save(self, part, block, trigger, engine):
+        import numpy as np      # (not at import: the command sets up BLAS first)
         from ..io.atomic import atomic_path
         arrays = {"image": np.ascontiguousarray(block.image, dtype=np.float32),
                   "omega_rows": np.ascontiguousarray(block.omega_rows, dtype=np.float64),
@@ -228,6 +227,7 @@ class FrameParts:
     def load(self, part, plan):
         """(RowBlock, Trigger or None, engine) of a saved part, or None if the file is
         missing, damaged or not this part's."""
+        import numpy as np
         from ..rows import RowBlock, Trigger
         try:
             with np.load(self.part_path(part), allow_pickle=False) as z:
@@ -303,9 +303,8 @@ class FrameParts:
                     raise NbsimError("row part %d of frame %d was rendered with another "
                                      "interpolation cut-off than the frame's; its parts "
                                      "are removed (run the job again)" % (p, parts.frame))
+            # (-printout's parts and choice both name the engine that traces)
             name = engines.pop() if len(engines) == 1 else chosen
-            if config.output.printout:
-                name = "numba"          # -printout's trace runs the Numba kernel
             rendered = assemble(plan, blocks, frame_trigger, name)
             loop = LoopLog(plan, write=say)
             loop.advance(plan.spixels, frame_trigger, rendered.trace, 0)
@@ -325,6 +324,7 @@ class PartsMissing(NbsimError):
 
 
 def _checksum(arrays):
+    import numpy as np
     h = hashlib.sha256()
     for name in _CHECKSUM_FIELDS + (("trace",) if "trace" in arrays else ()):
         a = np.ascontiguousarray(arrays[name])

@@ -71,7 +71,7 @@ def have_openmp():
 
 
 def simd_flavour():
-    """The instruction set of the -fast lattice sums: "avx512", "avx2", "sse2",
+    """The instruction set of -fast's batch evaluation: "avx512", "avx2", "sse2",
     "generic" or "scalar" (``NBSIM_SIMD`` may ask for a narrower one; same bits)."""
     _require()
     return ffi.string(lib.nbsim_simd_flavour()).decode("ascii")
@@ -189,24 +189,27 @@ def render(threads, ip, dp, vecs, sources, lat, lat_first, Fhkl, mask, out, omeg
         raise ValueError("nbsim_render rejected its arguments (code %d)" % rc)
 
 
-def fast_lattice_sum(tT, sc, Na, Nb, Nc, flavour=None):
-    """-fast's lattice sum on its own, for tests: the squared lattice factors of the
-    scattering vectors ``sc`` (n, 3) over the transposed lattice table ``tT`` (9, M),
-    as the Numba kernel's ``_fast_batch_sum``.  Returns (sum, factors (n*M,),
+def fast_eval(ip, dp, vecs, tT, sc, flavour=None):
+    """-fast's batch evaluation on its own, for tests: h, k, l and F_latt of the
+    scattering vectors ``sc`` (n, 3) over the transposed lattice table ``tT`` (9, M)
+    with the shape parameters of the packed ``ip``, ``dp``, ``vecs``, as the Numba
+    engine's ``numba_kernel._fast_eval``.  Returns (sum of F_latt**2, array (4, n*M),
     flavour used); ``flavour`` as ``NBSIM_SIMD`` (None: the best here)."""
     _require()
+    ip = _check(ip, "ip", np.int64, shape=(P.N_INTS,))
+    dp = _check(dp, "dp", np.float64, shape=(P.N_REALS,))
+    vecs = _check(vecs, "vecs", np.float64, shape=(9, 3))
     tT = _check(tT, "tT", np.float64, ndim=2)
     if tT.shape[0] != 9:
         raise ValueError("tT: expected shape (9, M), got %s" % (tT.shape,))
     sc = _check(sc, "sc", np.float64, ndim=2)
     if sc.shape[1] != 3:
         raise ValueError("sc: expected shape (n, 3), got %s" % (sc.shape,))
-    out = np.zeros(sc.shape[0] * tT.shape[1], dtype=np.float64)
+    out = np.zeros((4, sc.shape[0] * tT.shape[1]), dtype=np.float64)
     used = ffi.new("const char **")
     name = ffi.new("char[]", flavour.encode("ascii")) if flavour else ffi.NULL
-    total = lib.nbsim_fast_lattice_sum(_ptr(tT), tT.shape[1], _ptr(sc), sc.shape[0],
-                                       float(Na), float(Nb), float(Nc), _ptr(out, True),
-                                       name, used)
+    total = lib.nbsim_fast_eval(_ptr(ip), _ptr(dp), _ptr(vecs), _ptr(tT), tT.shape[1],
+                                _ptr(sc), sc.shape[0], _ptr(out, True), name, used)
     return total, out, ffi.string(used[0]).decode("ascii")
 
 
@@ -322,5 +325,5 @@ def noise_loop(image, xmin, xmax, ymin, ymax, adc_offset, idum, state, out):
     return photons[0], int(overloads[0])
 
 
-__all__ = ["available", "have_openmp", "simd_flavour", "render", "fast_lattice_sum", "accumulate_stats", "deviation",
+__all__ = ["available", "have_openmp", "simd_flavour", "render", "fast_eval", "accumulate_stats", "deviation",
            "to_uint16", "to_uint8", "noise_loop", "ran1", "gammln", "gaussdev", "poidev"]
