@@ -158,3 +158,52 @@ def test_two_processes_never_hold_the_same_claim(tmp_path):
         assert p.wait(timeout=300) == 0
     a, b = ({int(x) for x in (tmp_path / n).read_text().split()} for n in ("a.txt", "b.txt"))
     assert a.isdisjoint(b) and a | b == set(range(300))
+
+
+def test_records_left_by_a_process_killed_while_taking_a_claim_are_swept(tmp_path):
+    """A SIGKILL between creating a claim's record and linking it leaves
+    ``.{key}.{token}.tmp`` (empty if it came before the write); the next run removes
+    those of ended processes of this machine and old ones of other machines, and
+    leaves alone records of live processes, young ones from elsewhere and files that
+    are not records."""
+    code = ("import os, sys; from nbsim.batch.claims import Claims\n"
+            "c = Claims(sys.argv[1]); print(os.getpid())\n")
+    dead_pid = int(subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=True,
+                                  timeout=120, capture_output=True, text=True).stdout)
+    c = Claims(str(tmp_path))
+    here, elsewhere = c.machine, "%08x" % (int(c.machine, 16) ^ 1)
+
+    def name(key, machine, pid):
+        return ".%s.%s%08x%s.tmp" % (key, machine, pid, "00c0ffee")
+
+    dead = name("scan_00002.part001of004", here, dead_pid)
+    live = name("scan_00003", here, os.getppid())
+    mine = name("scan_00004", here, os.getpid())
+    old_elsewhere = name("scan_00005", elsewhere, dead_pid)
+    young_elsewhere = name("scan_00006", elsewhere, dead_pid)
+    output_temp = ".image.img.0123456789ab.tmp"          # an output's temporary name
+    for n in (dead, live, mine, old_elsewhere, young_elsewhere, output_temp):
+        (tmp_path / n).write_bytes(b"")
+    then = time.time() - 2 * c.stale_after
+    os.utime(tmp_path / old_elsewhere, (then, then))
+    c.sweep_scratch(os.listdir(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [live, mine, young_elsewhere, output_temp])
+
+
+def test_a_claim_record_is_named_by_its_machine_and_process(tmp_path, monkeypatch):
+    c = Claims(str(tmp_path))
+    seen = []
+    real_link = os.link
+
+    def spy(src, dst, *a, **kw):
+        seen.append(os.path.basename(src))
+        return real_link(src, dst, *a, **kw)
+
+    monkeypatch.setattr(os, "link", spy)
+    claim = c.take("scan_00007")
+    monkeypatch.undo()
+    m = claims_mod._SCRATCH.match(seen[0])
+    assert m and m.group(1) == "scan_00007" and m.group(2) == c.machine
+    assert int(m.group(3), 16) == os.getpid()
+    c.release(claim)

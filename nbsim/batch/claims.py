@@ -27,8 +27,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
+import re
 import secrets
 import socket
 import threading
@@ -37,6 +39,8 @@ import time
 HEARTBEAT = 30.0
 DEFAULT_STALE_AFTER = 3600.0
 MAX_CLAIM_BYTES = 4096
+# _create's records: .{key}.{machine tag}{process id}{random}.tmp
+_SCRATCH = re.compile(r"^\.(.+)\.([0-9a-f]{8})([0-9a-f]{8})[0-9a-f]{8}\.tmp$")
 _HELD_HERE = set()      # tokens of the claims this process holds (any Claims object)
 
 
@@ -90,6 +94,9 @@ class Claims:
         self.heartbeat = heartbeat
         self.me = {"host": socket.gethostname(), "boot": _boot_id(), "pid": os.getpid(),
                    "start": process_start(os.getpid())}
+        # 8 hex digits naming this machine (host and boot) in temporary names
+        self.machine = hashlib.sha256(("%s\0%s" % (self.me["host"], self.me["boot"]))
+                                      .encode("utf-8")).hexdigest()[:8]
         self.held = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -116,13 +123,17 @@ class Claims:
         return None
 
     def _create(self, key):
-        token = secrets.token_hex(8)
+        # machine tag + process id + random: a record left behind names its process
+        token = "%s%08x%s" % (self.machine, self.me["pid"] & 0xFFFFFFFF, secrets.token_hex(4))
         record = dict(self.me, token=token, key=key, time=time.time())
         data = json.dumps(record).encode("utf-8")
         path = self.path(key)
         tmp = os.path.join(self.folder, ".%s.%s.tmp" % (key, token))
-        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        fd = None
+        # the create inside the try: a signal that arrives while os.open runs raises
+        # just after it returns, and the record must be removed then too
         try:
+            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
             os.write(fd, data)
             try:
                 os.link(tmp, path)
@@ -136,8 +147,9 @@ class Claims:
                 os.close(fd)
                 return self._create_exclusive(key, path, data, token)
         except BaseException:
-            with contextlib.suppress(OSError):
-                os.close(fd)
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
             raise
         finally:
             with contextlib.suppress(OSError):
@@ -220,6 +232,30 @@ class Claims:
         with contextlib.suppress(OSError):
             os.unlink(aside)
         return same
+
+    def sweep_scratch(self, listing):
+        """Remove the temporary claim records (``.{key}.{token}.tmp``) that processes
+        killed while taking a claim left behind; ``listing`` is the folder's names.
+        A record's token names its machine and process (a SIGKILL can leave the file
+        empty), so one of this machine is removed when its process has ended, and one
+        of another machine when it is older than ``stale_after``; a claim being taken
+        right now is left alone."""
+        for name in listing:
+            m = _SCRATCH.match(name)
+            if m is None:
+                continue
+            path = os.path.join(self.folder, name)
+            machine, pid = m.group(2), int(m.group(3), 16)
+            if machine == self.machine:
+                stale = pid != self.me["pid"] and not _alive(pid)
+            else:
+                try:
+                    stale = time.time() - os.stat(path).st_mtime > self.stale_after
+                except OSError:
+                    continue
+            if stale:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
 
     # -- holding and releasing ---------------------------------------------------
 

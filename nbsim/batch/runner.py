@@ -295,6 +295,7 @@ def _forget_stale_markers(job, schedule, claims, digests, force, started):
     """Pass 1 over this rank's share; returns how many old frames are intact."""
     intact = 0
     listed = _listing(job)     # one listing, not two stats per frame of a long job
+    claims.sweep_scratch(listed)  # records of claims that killed processes were taking
     parts = split.leftovers_by_key(listed)
     for frame in schedule.share():
         key = job.key(frame)

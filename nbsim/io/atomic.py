@@ -75,11 +75,12 @@ def atomic_write_bytes(path, data):
         _write_in_place(path, data)
         return
     tmp = os.path.join(folder, f".{name}.{_token()}.tmp")
+    # One try from the create on: a signal that arrives while os.open runs raises
+    # its exception just after the call returns, and the name must go then too
+    # (the random token makes the name ours, so removing it is safe even when the
+    # create itself failed).
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    except OSError as exc:
-        raise NbsimError(f"cannot write '{path}': {exc.strerror}") from None
-    try:
         with os.fdopen(fd, "wb") as handle:
             for part in (data if isinstance(data, (list, tuple)) else (data,)):
                 handle.write(_raw_bytes(part))
@@ -105,6 +106,7 @@ def atomic_path(path):
     does (a device gets the bytes copied from a scratch file)."""
     path, folder, name = _target(path)
     device = os.path.exists(path) and not os.path.isfile(path)
+    tmpdir = None
     try:
         if device:
             import tempfile
@@ -114,6 +116,12 @@ def atomic_path(path):
             os.mkdir(tmpdir)
     except OSError as exc:
         raise NbsimError(f"cannot write '{path}': {exc.strerror}") from None
+    except BaseException:
+        # (a signal during mkdir: its exception comes after the folder was made)
+        if tmpdir is not None and not device:
+            with contextlib.suppress(OSError):
+                os.rmdir(tmpdir)
+        raise
     try:
         scratch = os.path.join(tmpdir, name)
         yield scratch
