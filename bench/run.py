@@ -289,7 +289,13 @@ def _variants(engines, fast):
 
 
 def nbsim_command():
-    """The installed ``nanoBragg`` command, else ``python -m nbsim``."""
+    """The ``nanoBragg`` command installed beside this Python (a venv's bin folder),
+    else the one on PATH, else ``python -m nbsim``. Beside this Python first: on PATH
+    there may be a version manager's shim (pyenv's costs ~50 ms per run), which is
+    not nbsim's start-up."""
+    beside = os.path.join(os.path.dirname(sys.executable), "nanoBragg")
+    if os.access(beside, os.X_OK):
+        return [beside]
     found = shutil.which("nanoBragg")
     return [found] if found else [sys.executable, "-m", "nbsim"]
 
