@@ -1,5 +1,7 @@
 """nbsim.batch: job files, frames as command lines, ranks and restarts."""
 import os
+import re
+import types
 
 import pytest
 
@@ -192,6 +194,19 @@ def test_rank_sources(monkeypatch):
     monkeypatch.setenv("PMI_SIZE", "3")
     assert batch.rank_and_size() == (1, 3, "PMI")
     assert batch.rank_and_size(0, 2) == (0, 2, "command line")
+    # with mpi4py installed, a launcher's variables still come first (no MPI_Init),
+    # mpi4py before Slurm's (sbatch sets those for a single process too)
+    fake = types.ModuleType("mpi4py")
+    fake.MPI = types.SimpleNamespace(COMM_WORLD=types.SimpleNamespace(
+        Get_rank=lambda: 5, Get_size=lambda: 9))
+    monkeypatch.setitem(sys.modules, "mpi4py", fake)
+    assert batch.rank_and_size() == (1, 3, "PMI")
+    monkeypatch.setenv("OMPI_COMM_WORLD_RANK", "0")
+    monkeypatch.setenv("OMPI_COMM_WORLD_SIZE", "2")
+    assert batch.rank_and_size() == (0, 2, "Open MPI")
+    for key in ("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "PMI_RANK", "PMI_SIZE"):
+        monkeypatch.delenv(key)
+    assert batch.rank_and_size() == (5, 9, "mpi4py")
     with pytest.raises(NbsimError):
         batch.rank_and_size(2, 2)
     with pytest.raises(NbsimError):
@@ -220,8 +235,10 @@ def test_under_mpiexec_two_ranks_give_the_single_process_files(tmp_path):
     done = subprocess.run([_mpiexec(), "-n", "2", sys.executable, "-m", "nbsim.batch", job],
                           env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "rank 0 of 2 (mpi4py), dynamic schedule" in done.stdout
-    assert "rank 1 of 2 (mpi4py), dynamic schedule" in done.stdout
+    # (the launcher's variables name the ranks: PMI for MPICH's mpiexec)
+    for rank in (0, 1):
+        assert re.search(r"rank %d of 2 \((PMI|Open MPI)\), dynamic schedule" % rank,
+                         done.stdout), done.stdout
     rendered = [int(line.split(": ")[2].split()[0]) for line in done.stdout.splitlines()
                 if " rendered, " in line]
     assert len(rendered) == 2 and sum(rendered) == 4     # each frame once, by one rank

@@ -11,6 +11,7 @@ from nbsim import batch
 from nbsim.batch import runner
 from nbsim.batch.ranks import Schedule
 from nbsim.errors import NbsimError
+from batch_jobs import mpiexec as _mpiexec
 from test_batch import BASE, outputs_of, run, two_folders_with_job, write_job
 
 
@@ -105,3 +106,67 @@ def test_dynamic_scheduling_keeps_both_ranks_busy_with_frames_of_mixed_cost(tmp_
     assert sorted(dynamic[0] + dynamic[1]) == list(range(8))     # each frame once
     work = [sum(costs[f] for f in dynamic[r]) for r in (0, 1)]
     assert max(work) <= 0.6 + 1e-9, dynamic                      # not 0.8 as round-robin
+
+
+def _pmi_server(sock, said, replies):
+    """A PMI launcher's end of the connection: records what the rank says."""
+    with sock:
+        for reply in replies:
+            line = b""
+            while not line.endswith(b"\n"):
+                chunk = sock.recv(1024)
+                if not chunk:
+                    return
+                line += chunk
+            said.append(line.decode())
+            sock.sendall(reply)
+
+
+def test_a_rank_says_finalize_to_a_pmi_launcher(monkeypatch):
+    import socket
+    from nbsim.batch.ranks import leave_launcher
+    ours, theirs = socket.socketpair()
+    said = []
+    server = threading.Thread(target=_pmi_server, args=(theirs, said, [
+        b"cmd=response_to_init rc=0 pmi_version=1 pmi_subversion=2\n",
+        b"cmd=finalize_ack rc=0\n"]))
+    server.start()
+    monkeypatch.setenv("PMI_FD", str(ours.detach()))
+    assert leave_launcher("PMI") is True
+    server.join(10)
+    assert said == ["cmd=init pmi_version=1 pmi_subversion=1\n", "cmd=finalize\n"]
+    assert leave_launcher("Open MPI") is False        # only PMI launchers are told
+
+
+def test_a_silent_launcher_costs_only_the_timeout(monkeypatch):
+    import socket
+    from nbsim.batch.ranks import leave_launcher
+    ours, theirs = socket.socketpair()
+    monkeypatch.setenv("PMI_FD", str(ours.detach()))
+    t0 = time.monotonic()
+    assert leave_launcher("PMI", timeout=0.2) is False
+    assert time.monotonic() - t0 < 5
+    theirs.close()
+
+
+@pytest.mark.skipif(_mpiexec() is None,
+                    reason="needs mpi4py and an mpiexec (pip install mpi4py mpich)")
+def test_a_rank_done_early_leaves_no_launcher_spinning(tmp_path):
+    """MPICH's process manager spins (system time) while a rank that has exited
+    without finalizing waits for the others; leave_launcher spares that core."""
+    import resource
+    import subprocess
+    import sys
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = ("import os, time\n"
+            "from nbsim.batch.ranks import leave_launcher\n"
+            "if os.environ.get('PMI_RANK') == '0':\n"
+            "    time.sleep(2.0)\n"
+            "leave_launcher('PMI')\n")
+    env = dict(os.environ, PYTHONPATH=root + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run([_mpiexec(), "-n", "2", sys.executable, "-c", code], env=env,
+                   check=True, timeout=120, cwd=str(tmp_path))
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    spent = (after.ru_stime - before.ru_stime) + (after.ru_utime - before.ru_utime)
+    assert spent < 1.0, "the launcher and ranks used %.2f s of CPU in 2 s" % spent

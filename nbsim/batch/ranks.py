@@ -1,7 +1,8 @@
 """Which rank this process is, how many there are, and which frames it looks at.
 
-The rank and the number of ranks come from ``--rank/--ranks``, else from mpi4py when
-it is installed, else from the launcher's environment (Open MPI, MPICH/PMI, Slurm),
+The rank and the number of ranks come from ``--rank/--ranks``, else from the
+launcher's environment (Open MPI's mpirun, a PMI launcher such as MPICH's mpiexec or
+Intel MPI), else from mpi4py when it is installed, else from Slurm's srun variables,
 else one rank. No MPI messages are exchanged: ranks share a job through its output
 folder (claims and markers, see :mod:`.claims` and :mod:`.markers`), which also lets
 separate runs and job arrays share it.
@@ -36,6 +37,14 @@ def rank_and_size(rank=None, ranks=None):
         if ranks < 1 or not 0 <= rank < ranks:
             raise NbsimError("--rank %d --ranks %d: need 0 <= rank < ranks" % (rank, ranks))
         return rank, ranks, "command line"
+    # A launcher's own variables first: they are set only by the launcher, and
+    # reading them spares every rank mpi4py's import and MPI_Init (0.1 s of a short
+    # job; no MPI message is ever sent). Slurm's come after mpi4py: sbatch sets them
+    # for a batch script's single process too, which is not a rank of a launch.
+    found = _from_environment((("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "Open MPI"),
+                               ("PMI_RANK", "PMI_SIZE", "PMI")))
+    if found is not None:
+        return found
     try:
         from mpi4py import MPI
     except ImportError:
@@ -43,9 +52,15 @@ def rank_and_size(rank=None, ranks=None):
     if MPI is not None:
         comm = MPI.COMM_WORLD
         return comm.Get_rank(), comm.Get_size(), "mpi4py"
-    for r_key, n_key, source in (("OMPI_COMM_WORLD_RANK", "OMPI_COMM_WORLD_SIZE", "Open MPI"),
-                                 ("PMI_RANK", "PMI_SIZE", "PMI"),
-                                 ("SLURM_PROCID", "SLURM_NTASKS", "Slurm")):
+    found = _from_environment((("SLURM_PROCID", "SLURM_NTASKS", "Slurm"),))
+    if found is not None:
+        return found
+    return 0, 1, "single process"
+
+
+def _from_environment(keys):
+    """(rank, ranks, source) from the first pair of variables set, else None."""
+    for r_key, n_key, source in keys:
         r, n = os.environ.get(r_key), os.environ.get(n_key)
         if r is not None and n is not None:
             try:
@@ -54,7 +69,43 @@ def rank_and_size(rank=None, ranks=None):
                 raise NbsimError("%s=%s, %s=%s: not whole numbers" % (r_key, r, n_key, n)) from None
             if n >= 1 and 0 <= r < n:
                 return r, n, source
-    return 0, 1, "single process"
+    return None
+
+
+def leave_launcher(source, timeout=5.0):
+    """Tell a PMI launcher (MPICH's or Intel MPI's mpiexec, Slurm's PMI2 agent) that
+    this rank is done, as MPI_Finalize would: without it, MPICH's process manager
+    spins on the closed connection, taking a core for as long as other ranks still
+    render. Two lines of the PMI-1 wire protocol (init, then finalize) on the
+    connection the launcher passes in PMI_FD; best effort and bounded by
+    ``timeout``: a launcher that does not answer only costs the wait."""
+    fd = os.environ.get("PMI_FD")
+    if source != "PMI" or fd is None:
+        return False
+    import socket
+    try:
+        conn = socket.socket(fileno=int(fd))
+    except (OSError, ValueError):
+        return False
+    try:
+        conn.settimeout(timeout)
+        for request, answer in ((b"cmd=init pmi_version=1 pmi_subversion=1\n",
+                                 b"cmd=response_to_init"),
+                                (b"cmd=finalize\n", b"cmd=finalize_ack")):
+            conn.sendall(request)
+            reply = b""
+            while not reply.endswith(b"\n") and len(reply) < 4096:
+                chunk = conn.recv(4096)
+                if not chunk:
+                    return False
+                reply += chunk
+            if not reply.startswith(answer):
+                return False
+        return True
+    except OSError:
+        return False
+    finally:
+        conn.close()
 
 
 def ranks_on_this_node(source):

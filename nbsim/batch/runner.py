@@ -32,7 +32,8 @@ from . import markers, scanfile, split
 from .claims import DEFAULT_STALE_AFTER, Claims
 from .job import load_job
 from .progress import Progress, hms
-from .ranks import SCHEDULES, Schedule, default_threads, rank_and_size, ranks_on_this_node
+from .ranks import (SCHEDULES, Schedule, default_threads, leave_launcher, rank_and_size,
+                    ranks_on_this_node)
 
 # frames checked before anything runs (the first, the last and the first frame of each
 # distinct listed value, up to this many); every frame is checked when its turn comes,
@@ -199,6 +200,13 @@ def run(opts, out=None, err=None):
     started = time.time()
     job = load_job(opts.job, allow_outside=opts.allow_outside)
     rank, ranks, source = rank_and_size(opts.rank, opts.ranks)
+    try:
+        return _run_as(opts, job, rank, ranks, source, started, out, err)
+    finally:
+        leave_launcher(source)     # a rank done early must not leave mpiexec spinning
+
+
+def _run_as(opts, job, rank, ranks, source, started, out, err):
     kind = opts.schedule or ("static" if source == "command line" else "dynamic")
     schedule = Schedule(kind, rank, ranks, job.frames, job.split_rows)
     if not opts.stale_after > 0:
