@@ -22,11 +22,11 @@ import numpy as np
 from . import __version__
 from . import crystal as crystal_mod
 from . import geometry, rng, sampling
-from .config import Config, Pivot, Shape
+from .config import Config, Shape
 from .errors import NbsimError
 from .flags import RTD
 from .io.cparse import c_ceil_int, c_sprintf, fmt_g
-from .libm import c_div, c_sqrt
+from .libm import c_div
 from .sources import build_sources
 from .vec import rotate_axis, rotate_umat, unitize
 

@@ -207,3 +207,18 @@ def test_a_claim_record_is_named_by_its_machine_and_process(tmp_path, monkeypatc
     assert m and m.group(1) == "scan_00007" and m.group(2) == c.machine
     assert int(m.group(3), 16) == os.getpid()
     c.release(claim)
+
+
+def test_a_signal_while_the_record_is_created_leaves_no_file(tmp_path, monkeypatch):
+    real = os.open
+
+    def interrupted(*args, **kwargs):
+        real(*args, **kwargs)
+        raise KeyboardInterrupt            # as a Ctrl-C arriving during os.open does
+
+    c = Claims(str(tmp_path))
+    monkeypatch.setattr(os, "open", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        c.take("scan_00008")
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []

@@ -686,7 +686,6 @@ def test_pgm_bytes_of_negative_values_follow_the_reference(engine):
     # or a value outside the int range gives 0.
     if engine == "numba":
         pytest.importorskip("numba", reason="the Numba loops need Numba")
-    from nbsim import stats
     vals = [-0.7658, -1.3056, -10.9847, -11.0065, 300.0, 254.9, np.nan, -3e9,
             -2147483648.5, -256.0, -257.5, np.inf, -np.inf]
     img = np.array([vals], dtype=np.float32)

@@ -6,7 +6,6 @@ import pytest
 
 from nbsim import cli
 from nbsim.config import Convention, Pivot
-from nbsim.errors import NbsimError
 
 BASE = ["-cell", "100", "100", "100", "90", "90", "90", "-default_F", "100", "-lambda", "6.2",
         "-N", "5", "-distance", "100", "-detpixels", "32", "-pixel", "0.1", "-seed", "1",

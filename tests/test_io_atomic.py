@@ -115,3 +115,29 @@ def test_atomic_path_through_links_and_into_devices(tmp_path):
     with pytest.raises(NbsimError, match="nodir"):
         with atomic_path(tmp_path / "nodir" / "a.h5"):
             pass
+
+
+def _interrupted_after(real):
+    """``real`` (os.open or os.mkdir) that completes, then raises KeyboardInterrupt: what
+    a Ctrl-C arriving while the call runs does (its handler runs as it returns)."""
+    def call(*args, **kwargs):
+        real(*args, **kwargs)
+        raise KeyboardInterrupt
+    return call
+
+
+def test_a_signal_during_the_create_leaves_no_temporary_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "open", _interrupted_after(os.open))
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write_bytes(tmp_path / "out.bin", b"data")
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_signal_during_the_scratch_folder_create_leaves_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "mkdir", _interrupted_after(os.mkdir))
+    with pytest.raises(KeyboardInterrupt):
+        with atomic.atomic_path(tmp_path / "out.h5"):
+            pass
+    monkeypatch.undo()
+    assert list(tmp_path.iterdir()) == []
