@@ -6,7 +6,7 @@ the :class:`Result` returned here, so a script gets exactly what the command get
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import List, Optional
 
 import numpy as np
@@ -16,10 +16,11 @@ from .config import Config, Shape
 from .engines import params as P
 from .engines import registry
 from .plan import R_E_SQR, Plan, make_plan
+from .records import record
 from .vec import unitize
 
 
-@dataclass
+@record
 class Result:
     plan: Plan
     engine: str
@@ -232,7 +233,7 @@ def choose_engine(plan: Plan, engine=None, warn=None, threads=None, trace=None):
     return "numba" if trace else name
 
 
-@dataclass
+@record
 class Rendered:
     """What the pixel loop produced."""
     image: np.ndarray
@@ -374,7 +375,7 @@ def loop_output(plan: Plan, rendered: Rendered):
     return log.lines()
 
 
-@dataclass
+@record
 class _MessagesAt:
     """A Trigger-like holder of messages already formatted (Rendered keeps those)."""
     pixel: int

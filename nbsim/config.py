@@ -16,10 +16,11 @@ from __future__ import annotations
 import dataclasses
 import enum
 import math
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Optional, Tuple
 
 from .errors import NbsimError
+from .records import record
 
 Vec3 = Tuple[float, float, float]
 
@@ -48,83 +49,11 @@ class Shape(enum.Enum):
 NAN = float("nan")
 
 
-# ---- frozen records -----------------------------------------------------------------
-# The groups below behave as @dataclass(frozen=True) classes (dataclasses.fields,
-# replace, asdict work on them; __init__, repr, ==, hash and immutability are the
-# same), but their methods are shared functions instead of source text that
-# dataclasses compiles for each class: that compiling cost 7 ms of every command's
-# start-up (7 classes, up to 35 fields each).
-
-def _record_init(self, *args, **kwargs):
-    fields_ = self.__dataclass_fields__
-    names = self._record_names
-    if len(args) > len(names):
-        raise TypeError("%s() takes %d positional arguments but %d were given"
-                        % (type(self).__name__, len(names), len(args)))
-    for name, value in zip(names, args):
-        if name in kwargs:
-            raise TypeError("%s() got multiple values for argument '%s'"
-                            % (type(self).__name__, name))
-        kwargs[name] = value
-    for name in names:
-        if name in kwargs:
-            value = kwargs.pop(name)
-        else:
-            f = fields_[name]
-            value = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
-        object.__setattr__(self, name, value)
-    if kwargs:
-        raise TypeError("%s() got an unexpected keyword argument '%s'"
-                        % (type(self).__name__, next(iter(kwargs))))
+# The groups are frozen records: @dataclass(frozen=True) classes whose methods are not
+# compiled per class (nbsim.records), 7 ms less start-up for every command.
 
 
-def _record_values(self):
-    return tuple(getattr(self, name) for name in self._record_names)
-
-
-def _record_repr(self):
-    return "%s(%s)" % (type(self).__qualname__, ", ".join(
-        "%s=%r" % (name, getattr(self, name)) for name in self._record_names))
-
-
-def _record_eq(self, other):
-    if other.__class__ is self.__class__:
-        return _record_values(self) == _record_values(other)
-    return NotImplemented
-
-
-def _record_hash(self):
-    return hash(_record_values(self))
-
-
-def _record_setattr(self, name, value):
-    raise dataclasses.FrozenInstanceError("cannot assign to field '%s'" % name)
-
-
-def _record_delattr(self, name):
-    raise dataclasses.FrozenInstanceError("cannot delete field '%s'" % name)
-
-
-def _frozen_record(cls):
-    """@dataclass(frozen=True) with shared methods (see above). Every field must have
-    a default (all the config groups' do)."""
-    cls = dataclass(init=False, repr=False, eq=False)(cls)
-    cls._record_names = tuple(f.name for f in dataclasses.fields(cls))
-    for f in dataclasses.fields(cls):
-        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise TypeError("%s.%s needs a default" % (cls.__name__, f.name))
-    cls.__init__ = _record_init
-    cls.__repr__ = _record_repr
-    cls.__eq__ = _record_eq
-    cls.__hash__ = _record_hash
-    cls.__setattr__ = _record_setattr
-    cls.__delattr__ = _record_delattr
-    # what dataclasses.replace and friends read: these are frozen records
-    cls.__dataclass_params__.frozen = True
-    return cls
-
-
-@_frozen_record
+@record(frozen=True)
 class BeamConfig:
     """The source: wavelength, dispersion, divergence, polarization, fluence."""
 
@@ -152,7 +81,7 @@ class BeamConfig:
     coherent: bool = False           # accepted, has no effect (as in the reference)
 
 
-@_frozen_record
+@record(frozen=True)
 class DetectorConfig:
     """The detector: pixels, distance, orientation, convention, thickness, ROI, mask."""
 
@@ -193,7 +122,7 @@ class DetectorConfig:
     dmin: float = 0.0
 
 
-@_frozen_record
+@record(frozen=True)
 class CrystalConfig:
     """The crystal: cell or A matrix, size, spot shape, mosaicity, rotation, structure factors."""
 
@@ -236,7 +165,7 @@ class CrystalConfig:
     stol_file_mult: float = 1.0e10
 
 
-@_frozen_record
+@record(frozen=True)
 class SamplingConfig:
     """Sampling within a pixel and the computation's switches (-c_parity, -fast)."""
 
@@ -252,7 +181,7 @@ class SamplingConfig:
     max_table_gb: Optional[float] = None      # tables built before rendering, GB
 
 
-@_frozen_record
+@record(frozen=True)
 class NoiseConfig:
     """The noise image's seed, ADC offset and whether it is made."""
 
@@ -261,7 +190,7 @@ class NoiseConfig:
     calculate_noise: bool = True
 
 
-@_frozen_record
+@record(frozen=True)
 class OutputConfig:
     """Output files and what is printed."""
 
@@ -285,7 +214,7 @@ class OutputConfig:
     printout_pixel: Optional[Tuple[int, int]] = None   # (fast, slow); None or negative: all
 
 
-@_frozen_record
+@record(frozen=True)
 class Config:
     """A whole simulation's settings, in groups (see the module's docstring)."""
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import math
 import sys
-from dataclasses import dataclass
 from typing import Tuple
 
 from .config import Config
 from .flags import RTD
 from .io.cparse import c_sprintf
+from .records import record
 from .libm import c_cos as cos, c_div, c_sin as sin, c_sqrt
 from .vec import cross, dot, magnitude, rescale, rotate_xyz, scale
 
@@ -23,7 +23,7 @@ Vec = Tuple[float, float, float]
 DBL_MIN = sys.float_info.min
 
 
-@dataclass
+@record
 class Lattice:
     a: Vec
     b: Vec

@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
 from typing import Callable, Sequence, Tuple
 
 from .config import Convention, Pivot, Shape
 from .errors import NbsimError
+from .records import record
 from .io.cparse import c_atof, c_atoi, printable
 
 RTD = 180.0 * (1.0 / math.pi)  # the reference's degrees-per-radian, computed the same way
@@ -38,7 +38,7 @@ _FLOAT_RE = re.compile(r"^\s*[+-]?((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|inf(inity)?|
 _INT_RE = re.compile(r"^\s*[+-]?\d+\s*$", re.ASCII)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Rule:
     names: Tuple[str, ...]
     match: Callable[[str], bool]

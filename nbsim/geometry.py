@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import math
 import sys
-from dataclasses import dataclass
 from typing import Tuple
 
 from .config import Config, Convention, Pivot
 from .io.cparse import c_ceil_int, c_sprintf
+from .records import record
 from .vec import cross, dot, rotate_axis, rotate_xyz, unitize
 
 Vec = Tuple[float, float, float]
@@ -31,7 +31,7 @@ def _f(v):
     return tuple(float(x) for x in v)
 
 
-@dataclass
+@record
 class DetectorGeometry:
     fpixels: int
     spixels: int

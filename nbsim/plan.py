@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import List, Optional
 
 import numpy as np
@@ -24,6 +24,7 @@ from . import crystal as crystal_mod
 from . import geometry, rng, sampling
 from .config import Config, Shape
 from .errors import NbsimError
+from .records import record
 from .flags import RTD
 from .io.cparse import c_ceil_int, c_sprintf, fmt_g
 from .libm import c_div
@@ -53,7 +54,7 @@ class MissingInputs(NbsimError):
         self.printed = printed
 
 
-@dataclass
+@record
 class Plan:
     config: Config
     log: List[str]
@@ -746,7 +747,7 @@ def _check_roi(roi, fpixels, spixels, warn):
                          % (tuple(roi) + (fpixels, spixels)))
 
 
-@dataclass
+@record
 class _Sweep:
     hdivrange: float
     hdivstep: float

@@ -35,6 +35,7 @@ from . import api
 from .engines import params as P
 from .engines import registry
 from .plan import Plan
+from .records import record
 
 #: ``render_rows(trigger=AUTO)``: find the frame's Trigger by probing the rows before
 #: the range's end
@@ -64,7 +65,7 @@ def first_trigger(triggers: Iterable[Optional[Trigger]]) -> Optional[Trigger]:
     return min(found) if found else None
 
 
-@dataclass
+@record
 class RowBlock:
     """Rows [row_start, row_stop) of a frame, and what assembling the frame needs."""
     row_start: int

@@ -7,13 +7,13 @@ these loops are sequential on purpose.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from .records import record
 
 import numpy as np
 
 
 
-@dataclass
+@record
 class ImageStats:
     max_I: float
     max_I_x: float

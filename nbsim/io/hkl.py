@@ -39,11 +39,12 @@ leading bytes of the binary data that happen to be whitespace codes (0x09-0x0d,
 """
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 
 import numpy as np
 
 from ..errors import NbsimError
+from ..records import record
 from .atomic import atomic_write_bytes
 from .inputs import open_input, read_input
 from .cparse import C_WHITESPACE, ScanFailure, fmt_g, printable, scan_double, scan_int
@@ -64,7 +65,7 @@ _PLAIN_INT = re.compile(rb"[+-]?[0-9]+")
 _WORD = re.compile(r"[^ \t\n\v\f\r]*")
 
 
-@dataclass
+@record
 class HklTable:
     """A structure-factor table as the reference holds it.
 

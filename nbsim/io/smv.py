@@ -38,11 +38,12 @@ import math
 import operator
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import field
 
 import numpy as np
 
 from ..errors import NbsimError
+from ..records import record
 from .atomic import atomic_write_bytes
 from .cparse import c_atof, fmt_g
 from .inputs import open_input
@@ -158,7 +159,7 @@ def smv_value_of(header_text, keyword):
     return c_atof(header_text[equals + 1:])
 
 
-@dataclass
+@record
 class SmvFrame:
     """An SMV file as the reference reads it.
 
