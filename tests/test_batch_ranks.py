@@ -170,3 +170,20 @@ def test_a_rank_done_early_leaves_no_launcher_spinning(tmp_path):
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     spent = (after.ru_stime - before.ru_stime) + (after.ru_utime - before.ru_utime)
     assert spent < 1.0, "the launcher and ranks used %.2f s of CPU in 2 s" % spent
+
+
+def test_inside_an_mpi_program_the_connection_is_left_to_mpi(monkeypatch):
+    import socket
+    import sys
+    import types
+    from nbsim.batch.ranks import leave_launcher
+    fake = types.SimpleNamespace(Is_initialized=lambda: True)
+    monkeypatch.setitem(sys.modules, "mpi4py.MPI", fake)
+    ours, theirs = socket.socketpair()
+    monkeypatch.setenv("PMI_FD", str(ours.fileno()))
+    assert leave_launcher("PMI", timeout=0.2) is False
+    theirs.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        theirs.recv(1024)                          # nothing was said on MPI's connection
+    ours.close()
+    theirs.close()

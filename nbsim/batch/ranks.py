@@ -82,6 +82,10 @@ def leave_launcher(source, timeout=5.0):
     fd = os.environ.get("PMI_FD")
     if source != "PMI" or fd is None:
         return False
+    import sys
+    mpi = sys.modules.get("mpi4py.MPI")
+    if mpi is not None and mpi.Is_initialized():
+        return False      # MPI owns the connection (nbsim-batch run inside an MPI program)
     import socket
     try:
         conn = socket.socket(fileno=int(fd))
