@@ -379,12 +379,6 @@ double fast_tricubic(const double *Fhkl, int64_t fk, int64_t fl,
 #define FS_NATIVE 8
 #define FS_SQRT(v) ((FS(vn))_mm512_sqrt_pd((__m512d)(v)))
 #include "nbsim_fast_simd.h"
-#undef FS_SUFFIX
-#undef FS_LANES
-#undef FS_TARGET
-#undef FS_ILP
-#undef FS_SQRT
-#undef FS_NATIVE
 
 #define FS_SUFFIX avx2
 #define FS_LANES NBSIM_AVX2_LANES
@@ -393,12 +387,6 @@ double fast_tricubic(const double *Fhkl, int64_t fk, int64_t fl,
 #define FS_NATIVE 4
 #define FS_SQRT(v) ((FS(vn))_mm256_sqrt_pd((__m256d)(v)))
 #include "nbsim_fast_simd.h"
-#undef FS_SUFFIX
-#undef FS_LANES
-#undef FS_TARGET
-#undef FS_ILP
-#undef FS_SQRT
-#undef FS_NATIVE
 
 #define FS_SUFFIX sse2
 #define FS_LANES NBSIM_SSE2_LANES
@@ -407,12 +395,6 @@ double fast_tricubic(const double *Fhkl, int64_t fk, int64_t fl,
 #define FS_NATIVE 2
 #define FS_SQRT(v) ((FS(vn))_mm_sqrt_pd((__m128d)(v)))
 #include "nbsim_fast_simd.h"
-#undef FS_SUFFIX
-#undef FS_LANES
-#undef FS_TARGET
-#undef FS_ILP
-#undef FS_SQRT
-#undef FS_NATIVE
 
 #else   /* other architectures: the baseline vector unit */
 
@@ -421,10 +403,6 @@ double fast_tricubic(const double *Fhkl, int64_t fk, int64_t fl,
 #define FS_ILP 1
 #define FS_TARGET
 #include "nbsim_fast_simd.h"
-#undef FS_SUFFIX
-#undef FS_LANES
-#undef FS_TARGET
-#undef FS_ILP
 
 #endif
 #endif

@@ -12,12 +12,12 @@
  *               optional: lanes of the machine's vector and its square root
  *
  * and gets  static double fast_eval_<FS_SUFFIX>(...)  with the interface of
- * fast_eval_scalar.  Vectors are GCC/Clang vector extensions: lane-wise IEEE
- * arithmetic, the very operations of the scalar functions in nbsim_fast.c, so
- * every flavour gives the same bits (the build forbids contraction into FMA).
- * Branches of the scalar code become computations of both sides and a selection
- * by bit masks.  Vectors travel by pointer between the helpers, which are always
- * inlined.
+ * fast_eval_scalar (the parameters are undefined again at the end of this file).
+ * Vectors are GCC/Clang vector extensions: lane-wise IEEE arithmetic, the very
+ * operations of the scalar functions in nbsim_fast.c, so every flavour gives the
+ * same bits (the build forbids contraction into FMA).  Branches of the scalar code
+ * become computations of both sides and a selection by bit masks.  Vectors travel
+ * by pointer between the helpers, which are always inlined.
  */
 
 #define FS_CAT2(a, b) a##_##b
@@ -107,6 +107,8 @@ FS_INLINE FS(vd) FS(two_cospi)(FS(vd) d)
     return 2.0 + t * ((q0 + q1 * t2) + q2 * t4);
 }
 
+/* sinpi_small restated on vectors, like every helper here (C has no function generic
+ * over double and vector types) */
 FS_INLINE FS(vd) FS(sinpi_small)(FS(vd) u)
 {
     FS(vd) x = M_PI * u;
@@ -475,6 +477,13 @@ static double FS(fast_eval)(const fast_shape_t *P, const fast_table_t *T,
     return want_sum ? FS(sum_of)(acc) : 0.0;
 }
 
+/* this flavour's parameters too, so that the next inclusion defines its own */
+#undef FS_SUFFIX
+#undef FS_LANES
+#undef FS_TARGET
+#undef FS_ILP
+#undef FS_SQRT
+#undef FS_NATIVE
 #undef FS_ACCS
 #undef FS_SPLAT
 #undef FS_INLINE

@@ -37,10 +37,6 @@
 #define M_PI 3.14159265358979323846
 #endif
 
-#if defined(_MSC_VER) && !defined(restrict)
-#define restrict __restrict
-#endif
-
 /* Everything a row needs, unpacked once. */
 typedef struct {
     int64_t fpixels, spixels;
@@ -222,6 +218,54 @@ static double tricubic(const kernel_t *K, double h, double k, double l)
     return polint(ha0, ha1, ha2, ha3, yh[0], yh[1], yh[2], yh[3], h);
 }
 
+/* -interpolate's switch for one term (the Numba kernel's _interp_switch): 1 when it
+ * interpolates, else 0, counting it in *ordinal when interpolation is on.  With
+ * K->probe, the first term whose interpolation would read outside the table is
+ * recorded in the probe arrays' row out_row instead, and -1 returned (the row
+ * stops there). */
+static inline int interp_switch(const kernel_t *K, int64_t interp_until, int64_t *ordinal,
+                                double h, double k, double l,
+                                int64_t h0, int64_t k0, int64_t l0,
+                                int64_t out_row, int64_t fpixel)
+{
+    int do_interp;
+    if (K->interpolate == 0)
+        return 0;
+    do_interp = interp_until < 0 || *ordinal < interp_until;
+    if (do_interp && K->probe != 0) {
+        if ((h - (double)K->h_min + 3.0) > (double)K->h_range
+                || (h - 2.0 < (double)K->h_min)
+                || (k - (double)K->k_min + 3.0) > (double)K->k_range
+                || (k - 2.0 < (double)K->k_min)
+                || (l - (double)K->l_min + 3.0) > (double)K->l_range
+                || (l - 2.0 < (double)K->l_min)) {
+            int64_t *pi = K->probe_i + out_row * 2;
+            double *pd = K->probe_d + out_row * 6;
+            pi[0] = fpixel;
+            pi[1] = *ordinal;
+            pd[0] = h;
+            pd[1] = k;
+            pd[2] = l;
+            pd[3] = (double)h0;
+            pd[4] = (double)k0;
+            pd[5] = (double)l0;
+            return -1;
+        }
+    }
+    *ordinal += 1;
+    return do_interp;
+}
+
+/* F_cell of the nearest node (h0, k0, l0): from the table where it holds one, else
+ * the default F (the Numba kernel's _table_F) */
+static inline double table_F(const kernel_t *K, int64_t h0, int64_t k0, int64_t l0)
+{
+    if (K->hkls != 0 && h0 <= K->h_max && h0 >= K->h_min
+            && k0 <= K->k_max && k0 >= K->k_min && l0 <= K->l_max && l0 >= K->l_min)
+        return K->Fhkl[((h0 - K->h_min) * K->fk + (k0 - K->k_min)) * K->fl + (l0 - K->l_min)];
+    return K->default_F;
+}
+
 
 /* -fast: one batch of n scattering vectors W->scb[n][3] over the lattice table
  * tT (the Numba kernel's eval_batch and then its sum or its _fast_terms): the
@@ -250,45 +294,21 @@ static int fast_source_terms(const kernel_t *K, const scratch_t *W, const fast_t
         const int64_t k0 = (int64_t)fast_nearest_c(k);
         const int64_t l0 = (int64_t)fast_nearest_c(l);
         double F_cell;
-        int do_interp = 0;
+        int do_interp;
 
         if (F_latt == 0.0 && K->water_size == 0.0)
             continue;
-        if (K->interpolate != 0) {
-            do_interp = interp_until < 0 || *ordinal < interp_until;
-            if (do_interp && K->probe != 0) {
-                if ((h - (double)K->h_min + 3.0) > (double)K->h_range
-                        || (h - 2.0 < (double)K->h_min)
-                        || (k - (double)K->k_min + 3.0) > (double)K->k_range
-                        || (k - 2.0 < (double)K->k_min)
-                        || (l - (double)K->l_min + 3.0) > (double)K->l_range
-                        || (l - 2.0 < (double)K->l_min)) {
-                    /* the probe arrays hold rows [row_start, row_stop) only */
-                    int64_t *pi = K->probe_i + (spixel - K->row_start) * 2;
-                    double *pd = K->probe_d + (spixel - K->row_start) * 6;
-                    pi[0] = fpixel;
-                    pi[1] = *ordinal;
-                    pd[0] = h;
-                    pd[1] = k;
-                    pd[2] = l;
-                    pd[3] = (double)h0;
-                    pd[4] = (double)k0;
-                    pd[5] = (double)l0;
-                    return 1;
-                }
-            }
-            *ordinal += 1;
-        }
+        /* the probe arrays hold rows [row_start, row_stop) only */
+        do_interp = interp_switch(K, interp_until, ordinal, h, k, l, h0, k0, l0,
+                                  spixel - K->row_start, fpixel);
+        if (do_interp < 0)
+            return 1;
         if (K->probe != 0)
             continue;
         if (do_interp)
             F_cell = fast_tricubic(K->Fhkl, K->fk, K->fl, K->h_min, K->k_min, K->l_min, h, k, l);
-        else if (K->hkls != 0 && h0 <= K->h_max && h0 >= K->h_min
-                 && k0 <= K->k_max && k0 >= K->k_min && l0 <= K->l_max && l0 >= K->l_min)
-            F_cell = K->Fhkl[((h0 - K->h_min) * K->fk + (k0 - K->k_min)) * K->fl
-                             + (l0 - K->l_min)];
         else
-            F_cell = K->default_F;
+            F_cell = table_F(K, h0, k0, l0);
         *I += F_cell * F_cell * F_latt * F_latt;
         *I = per_term(K, *I, capture_fraction, polar, omega_pixel);
     }
@@ -534,43 +554,17 @@ static void render_row(const kernel_t *K, const scratch_t *W, int64_t spixel)
                                 if (F_latt == 0.0 && K->water_size == 0.0)
                                     continue;
 
-                                do_interp = 0;
-                                if (K->interpolate != 0) {
-                                    do_interp = interp_until < 0 || ordinal < interp_until;
-                                    if (do_interp && K->probe != 0) {
-                                        if ((h - (double)K->h_min + 3.0) > (double)K->h_range
-                                                || (h - 2.0 < (double)K->h_min)
-                                                || (k - (double)K->k_min + 3.0) > (double)K->k_range
-                                                || (k - 2.0 < (double)K->k_min)
-                                                || (l - (double)K->l_min + 3.0) > (double)K->l_range
-                                                || (l - 2.0 < (double)K->l_min)) {
-                                            int64_t *pi = K->probe_i + out_row * 2;
-                                            double *pd = K->probe_d + out_row * 6;
-                                            pi[0] = fpixel;
-                                            pi[1] = ordinal;
-                                            pd[0] = h;
-                                            pd[1] = k;
-                                            pd[2] = l;
-                                            pd[3] = (double)h0;
-                                            pd[4] = (double)k0;
-                                            pd[5] = (double)l0;
-                                            return;
-                                        }
-                                    }
-                                    ordinal += 1;
-                                }
+                                do_interp = interp_switch(K, interp_until, &ordinal, h, k, l,
+                                                          h0, k0, l0, out_row, fpixel);
+                                if (do_interp < 0)
+                                    return;
                                 if (K->probe != 0)
                                     continue;
 
                                 if (do_interp)
                                     F_cell = tricubic(K, h, k, l);
-                                else if (K->hkls != 0 && h0 <= K->h_max && h0 >= K->h_min
-                                         && k0 <= K->k_max && k0 >= K->k_min
-                                         && l0 <= K->l_max && l0 >= K->l_min)
-                                    F_cell = K->Fhkl[((h0 - K->h_min) * K->fk + (k0 - K->k_min)) * K->fl
-                                                     + (l0 - K->l_min)];
                                 else
-                                    F_cell = K->default_F;
+                                    F_cell = table_F(K, h0, k0, l0);
 
                                 I += F_cell * F_cell * F_latt * F_latt;
                                 I = per_term(K, I, capture_fraction, polar, omega_pixel);
